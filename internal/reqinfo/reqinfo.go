@@ -1,0 +1,60 @@
+// Package reqinfo carries what the pipeline has learned about one request
+// (its id, the client, the site and route that selected it) from stage to
+// stage and into the logs. It is filled by the stages in pipeline order; a
+// stage reads only what earlier stages wrote.
+package reqinfo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Info is the per-request record. The pipeline allocates one per request.
+type Info struct {
+	ID    string    // request id, sent to the client and upstream as X-Request-ID
+	Start time.Time // when the request head was read
+
+	Peer   netip.AddrPort // TCP peer
+	Client netip.Addr     // client identity: the peer, or the address a trusted proxy reported
+	Exempt bool           // client is in an exempt range (skips rate limits)
+
+	Site  string // configured host of the site that the Host header selected
+	Route string // pattern of the matched route, e.g. "prefix:/api/"
+	Path  string // canonical path that was matched and is sent upstream
+
+	TLSVersion string // "1.2" or "1.3"
+
+	Upstream   string // target that served the request
+	CacheState string // cache result, when the cache stage ran
+	Username   string // user named by credentials, when a stage learned it
+}
+
+type ctxKey struct{}
+
+// With returns a context carrying info.
+func With(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, ctxKey{}, info)
+}
+
+// From returns the Info of the request, or a fresh empty one when the
+// request did not pass through the pipeline (as in a unit test of one stage).
+func From(ctx context.Context) *Info {
+	if info, ok := ctx.Value(ctxKey{}).(*Info); ok {
+		return info
+	}
+	return &Info{}
+}
+
+// Of is From(r.Context()).
+func Of(r *http.Request) *Info { return From(r.Context()) }
+
+// NewID returns a random 128-bit request id in hex.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
