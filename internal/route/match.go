@@ -152,7 +152,7 @@ func checkLiteralPattern(r Rule) error {
 	}
 	res, err := Normalize(r.Pattern)
 	if err != nil {
-		return fmt.Errorf("pattern is not a valid path: %w", err)
+		return fmt.Errorf("pattern would be refused as a request path (%s)", err.(*Error).Reason)
 	}
 	if res.JSessionID != "" {
 		return fmt.Errorf("pattern must not contain a path parameter")
