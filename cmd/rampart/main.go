@@ -1,0 +1,48 @@
+// Command rampart is a deny-by-default TLS reverse proxy for the DMZ.
+//
+//	rampart serve -c rampart.yaml    run the proxy
+//	rampart check -c rampart.yaml    validate a config and list weakened defaults
+//	rampart demo                     run a sample app behind rampart on https://localhost:8443
+//	rampart version                  print version information
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `rampart: a deny-by-default TLS reverse proxy for the DMZ
+
+Usage:
+  rampart serve -c FILE [--allow-root]   run the proxy (SIGHUP reloads, SIGTERM drains)
+  rampart check -c FILE                  validate FILE; list every weakened default
+  rampart demo [--listen ADDR]           run a sample app behind rampart (default https://localhost:8443)
+  rampart version                        print version, commit and dependency versions
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "version", "--version":
+		return cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "rampart: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

@@ -1,0 +1,68 @@
+package pipeline
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/rampart-proxy/rampart/internal/protoguard"
+)
+
+// statusWriter records the status and size of a response for the access
+// log. It keeps Flush and Hijack reachable (streaming, WebSockets) and tells
+// the guard when a connection stops carrying HTTP.
+type statusWriter struct {
+	http.ResponseWriter
+	gc     *protoguard.Conn
+	status int
+	bytes  int64
+}
+
+var writerPool = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func newStatusWriter(w http.ResponseWriter, gc *protoguard.Conn) *statusWriter {
+	sw := writerPool.Get().(*statusWriter)
+	*sw = statusWriter{ResponseWriter: w, gc: gc}
+	return sw
+}
+
+func releaseStatusWriter(sw *statusWriter) {
+	*sw = statusWriter{}
+	writerPool.Put(sw)
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 || w.status < 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection to the WebSocket tunnel. The guard stops
+// checking HTTP framing on it from then on.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.gc != nil {
+		w.gc.Passthrough()
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
+	}
+	return c, brw, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

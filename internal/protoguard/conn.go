@@ -1,0 +1,490 @@
+// Package protoguard is stages 2 and 3 of the pipeline at the byte level:
+// it owns each client connection from the first byte, refuses anything that
+// is not a TLS handshake, runs the handshake under the TLS policy, and then
+// checks the framing of every HTTP/1.1 request head before net/http sees it.
+//
+// Why a byte-level guard: net/http is lenient where a proxy must not be. It
+// silently drops Content-Length when Transfer-Encoding is present, answers
+// HTTP/0.9 with 400, answers `OPTIONS *` itself and accepts duplicate equal
+// Content-Length headers. Each of those is a request-smuggling or
+// parser-differential risk in front of another server, so the guard parses
+// the head strictly itself and hands net/http only heads that are
+// unambiguous. Bodies are passed through while the guard tracks their
+// framing (Content-Length or chunked), so it always knows where the next
+// head starts.
+//
+// A refused head is replaced by a fixed, well-formed synthetic request; the
+// pipeline asks the connection (Conn.Verdict) whether the request it is
+// handling is that synthetic one, and answers it with the refusal status,
+// the request id and `Connection: close`. That keeps every answer — refusals
+// included — inside net/http's response writer, in order.
+package protoguard
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/observe"
+)
+
+// Limits are the bounds the guard enforces on one connection.
+type Limits struct {
+	MaxHeaderBytes   int           // request line + headers
+	MaxURILength     int           // request-target
+	HandshakeTimeout time.Duration // first byte + TLS handshake
+	BodyReadTimeout  time.Duration // longest pause between body bytes
+	SendTimeout      time.Duration // longest wait for one write to the client
+}
+
+// Rejection is the guard's verdict on a request head.
+type Rejection struct {
+	Status int    // HTTP status to answer with
+	Stage  string // pipeline stage that refused: "protocol" or "hostgate"
+	Reason string // short stable token for logs and metrics
+	Line   string // the request line as received, truncated, for the log
+}
+
+// syntheticHead replaces a refused head. Its fields are fixed so that no
+// byte of the refused request reaches net/http.
+const syntheticHead = "GET /rampart-refused HTTP/1.1\r\nHost: refused.invalid\r\n\r\n"
+
+type parseState uint8
+
+const (
+	sHandshake parseState = iota
+	sHead
+	sBody
+	sChunkSize
+	sChunkData
+	sChunkCRLF
+	sTrailer
+	sPassthrough
+	sClosed
+)
+
+// Conn is a client connection under the guard. It implements net.Conn for
+// net/http; reads return only validated bytes.
+type Conn struct {
+	raw  net.Conn
+	tls  *tls.Conn
+	lim  *Limits
+	cfg  func() *tls.Config
+	gate func(netip.AddrPort) bool
+
+	mu        sync.Mutex // guards the read side
+	st        parseState
+	buf       []byte
+	r, ok, w  int // buf[r:ok] validated and not yet read; buf[ok:w] not yet validated
+	remaining int64
+	trailer   int
+	inject    []byte
+	err       error
+
+	heads     atomic.Int64 // heads released, synthetic included
+	served    atomic.Int64 // heads taken by the handler
+	rejectAt  atomic.Int64
+	rejection Rejection
+	peer      netip.AddrPort
+	state     tls.ConnectionState
+	closeOnce sync.Once
+	onClose   func()
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+func newConn(raw net.Conn, lim *Limits, cfg func() *tls.Config, gate func(netip.AddrPort) bool) *Conn {
+	c := &Conn{raw: raw, lim: lim, cfg: cfg, gate: gate}
+	c.rejectAt.Store(-1)
+	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
+		c.peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return c
+}
+
+// Peer is the TCP peer of the connection.
+func (c *Conn) Peer() netip.AddrPort { return c.peer }
+
+// TLS returns the negotiated TLS parameters (valid once a request exists).
+func (c *Conn) TLS() *tls.ConnectionState { return &c.state }
+
+// Verdict is called by the pipeline once per request, in order. It returns
+// the guard's refusal when the request being handled is the synthetic
+// stand-in for a refused head, nil otherwise.
+func (c *Conn) Verdict() *Rejection {
+	if c.served.Add(1)-1 == c.rejectAt.Load() {
+		return &c.rejection
+	}
+	return nil
+}
+
+// Passthrough stops framing checks: after a successful WebSocket upgrade the
+// connection carries WebSocket frames, not HTTP. Called after the hijack.
+func (c *Conn) Passthrough() {
+	c.mu.Lock()
+	if c.st != sClosed {
+		c.st = sPassthrough
+		c.ok = c.w
+	}
+	c.mu.Unlock()
+}
+
+var errMalformedBody = errors.New("protoguard: malformed request body framing")
+
+// Read implements net.Conn.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if len(c.inject) > 0 {
+			n := copy(p, c.inject)
+			c.inject = c.inject[n:]
+			return n, nil
+		}
+		if c.ok > c.r {
+			n := copy(p, c.buf[c.r:c.ok])
+			c.r += n
+			return n, nil
+		}
+		if c.err != nil {
+			return 0, c.err
+		}
+		switch c.st {
+		case sClosed:
+			return 0, io.EOF
+		case sHandshake:
+			if err := c.handshake(); err != nil {
+				c.st = sClosed
+				c.err = err
+				_ = c.raw.Close()
+				return 0, err
+			}
+			c.st = sHead
+			continue
+		case sPassthrough:
+			if c.w > c.r {
+				c.ok = c.w
+				continue
+			}
+			return c.tls.Read(p)
+		}
+		if c.step() {
+			continue
+		}
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// fill reads more raw bytes. A body that stalls longer than BodyReadTimeout
+// ends the connection; heads are bounded by net/http's header timeout.
+func (c *Conn) fill() error {
+	if c.buf == nil {
+		c.buf = *bufPool.Get().(*[]byte)
+	}
+	if c.r > 0 {
+		copy(c.buf, c.buf[c.r:c.w])
+		c.ok -= c.r
+		c.w -= c.r
+		c.r = 0
+	}
+	if c.w == len(c.buf) {
+		// A head larger than the buffer was refused by step; body bytes are
+		// released as they come, so the buffer never fills otherwise.
+		return errMalformedBody
+	}
+	inBody := c.st == sBody || c.st == sChunkData || c.st == sChunkSize || c.st == sChunkCRLF || c.st == sTrailer
+	if inBody && c.lim.BodyReadTimeout > 0 {
+		_ = c.raw.SetReadDeadline(time.Now().Add(c.lim.BodyReadTimeout))
+	}
+	n, err := c.tls.Read(c.buf[c.w:])
+	c.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// step advances the parser over buffered bytes. It reports whether it made
+// progress; false means more bytes are needed.
+func (c *Conn) step() bool {
+	data := c.buf[c.ok:c.w]
+	switch c.st {
+	case sHead:
+		for len(data) >= 2 && data[0] == '\r' && data[1] == '\n' {
+			// RFC 9112 2.2: ignore empty lines before a request line.
+			copy(c.buf[c.ok:], c.buf[c.ok+2:c.w])
+			c.w -= 2
+			data = c.buf[c.ok:c.w]
+		}
+		end := bytes.Index(data, []byte("\r\n\r\n"))
+		if end < 0 {
+			if len(data) > c.lim.MaxHeaderBytes {
+				if bytes.IndexByte(data, '\n') < 0 && len(data) > c.lim.MaxURILength {
+					c.reject(Rejection{Status: http.StatusRequestURITooLong, Stage: "protocol", Reason: "uri-too-long", Line: firstLine(data)})
+				} else {
+					c.reject(Rejection{Status: http.StatusRequestHeaderFieldsTooLarge, Stage: "protocol", Reason: "header-too-large", Line: firstLine(data)})
+				}
+				return true
+			}
+			if reason := lineEndings(data); reason != "" && bytes.Contains(data, []byte("\n\n")) {
+				c.reject(Rejection{Status: http.StatusBadRequest, Stage: "protocol", Reason: reason, Line: firstLine(data)})
+				return true
+			}
+			if bytes.HasPrefix(data, []byte("PRI * HTTP/2.0")) {
+				c.drop("http2-preface", data)
+				return true
+			}
+			return false
+		}
+		head := data[:end+4]
+		f, rej := parseHead(head, c.lim)
+		if rej != nil {
+			if rej.Status == 0 {
+				c.drop(rej.Reason, head)
+			} else {
+				c.reject(*rej)
+			}
+			return true
+		}
+		c.ok += len(head)
+		c.heads.Add(1)
+		switch {
+		case f.chunked:
+			c.st = sChunkSize
+		case f.contentLength > 0:
+			c.st = sBody
+			c.remaining = f.contentLength
+		}
+		return true
+	case sBody, sChunkData:
+		if len(data) == 0 {
+			return false
+		}
+		n := int64(len(data))
+		if n > c.remaining {
+			n = c.remaining
+		}
+		c.ok += int(n)
+		c.remaining -= n
+		if c.remaining == 0 {
+			if c.st == sBody {
+				c.bodyDone()
+			} else {
+				c.st = sChunkCRLF
+			}
+		}
+		return true
+	case sChunkCRLF:
+		if len(data) < 2 {
+			return false
+		}
+		if data[0] != '\r' || data[1] != '\n' {
+			return c.badBody("chunk-missing-crlf")
+		}
+		c.ok += 2
+		c.st = sChunkSize
+		return true
+	case sChunkSize:
+		i := bytes.Index(data, []byte("\r\n"))
+		if i < 0 {
+			if len(data) > 1024 {
+				return c.badBody("chunk-size-line-too-long")
+			}
+			return false
+		}
+		size, ok := parseChunkSize(data[:i])
+		if !ok {
+			return c.badBody("bad-chunk-size")
+		}
+		c.ok += i + 2
+		if size == 0 {
+			c.st = sTrailer
+			c.trailer = 0
+		} else {
+			c.st = sChunkData
+			c.remaining = size
+		}
+		return true
+	case sTrailer:
+		i := bytes.Index(data, []byte("\r\n"))
+		if i < 0 {
+			if len(data) > c.lim.MaxHeaderBytes {
+				return c.badBody("trailer-too-large")
+			}
+			return false
+		}
+		c.trailer += i + 2
+		if i > 0 && (!validHeaderLine(data[:i]) || c.trailer > c.lim.MaxHeaderBytes) {
+			return c.badBody("bad-trailer")
+		}
+		c.ok += i + 2
+		if i == 0 {
+			c.bodyDone()
+		}
+		return true
+	}
+	return false
+}
+
+func (c *Conn) bodyDone() {
+	c.st = sHead
+	if c.lim.BodyReadTimeout > 0 {
+		_ = c.raw.SetReadDeadline(time.Time{})
+	}
+}
+
+// reject releases the synthetic head in place of the refused one; the
+// connection ends after it.
+func (c *Conn) reject(rej Rejection) {
+	c.rejection = rej
+	c.rejectAt.Store(c.heads.Add(1) - 1)
+	c.inject = []byte(syntheticHead)
+	c.st = sClosed
+	c.w = c.ok
+}
+
+// drop ends the connection without an answer.
+func (c *Conn) drop(reason string, data []byte) {
+	observe.Default().SecurityConn("protocol", reason, c.peer.Addr().String(), slog.String("line", firstLine(data)))
+	c.st = sClosed
+	c.w = c.ok
+}
+
+// badBody ends a connection whose body framing broke after its head was
+// accepted; net/http sees a read error and closes.
+func (c *Conn) badBody(reason string) bool {
+	observe.Default().SecurityConn("protocol", reason, c.peer.Addr().String())
+	c.st = sClosed
+	c.err = errMalformedBody
+	c.w = c.ok
+	return true
+}
+
+// handshake refuses non-TLS bytes without a word (no HTML page for plain
+// HTTP on the TLS port), applies the handshake gate, then runs the TLS
+// handshake within HandshakeTimeout.
+func (c *Conn) handshake() error {
+	client := c.peer.Addr().String()
+	if c.gate != nil && !c.gate(c.peer) {
+		return errors.New("protoguard: handshake refused")
+	}
+	deadline := time.Now().Add(c.lim.HandshakeTimeout)
+	_ = c.raw.SetReadDeadline(deadline)
+	var first [1]byte
+	if _, err := io.ReadFull(c.raw, first[:]); err != nil {
+		return err
+	}
+	if first[0] != 0x16 { // TLS handshake record type
+		reason := "not-tls"
+		if first[0] >= 'A' && first[0] <= 'Z' {
+			reason = "plain-http"
+		}
+		observe.Default().SecurityConn("tls", reason, client)
+		return errors.New("protoguard: not a TLS handshake")
+	}
+	c.tls = tls.Server(&prefixConn{Conn: c.raw, first: first[0], has: true}, c.cfg())
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := c.tls.HandshakeContext(ctx); err != nil {
+		observe.Metrics.TLSHandshakes.WithLabelValues("", "fail").Inc()
+		observe.Default().SecurityConn("tls", "handshake-failed", client, slog.String("error", err.Error()))
+		return err
+	}
+	_ = c.raw.SetReadDeadline(time.Time{})
+	c.state = c.tls.ConnectionState()
+	observe.Metrics.TLSHandshakes.WithLabelValues(VersionName(c.state.Version), "ok").Inc()
+	return nil
+}
+
+// VersionName is "1.2" or "1.3" for a TLS version constant.
+func VersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS13:
+		return "1.3"
+	}
+	return "other"
+}
+
+// Write implements net.Conn. Each write must finish within SendTimeout.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.tls == nil {
+		return 0, net.ErrClosed
+	}
+	if c.lim.SendTimeout > 0 {
+		_ = c.raw.SetWriteDeadline(time.Now().Add(c.lim.SendTimeout))
+	}
+	return c.tls.Write(p)
+}
+
+// Close implements net.Conn.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		if c.tls != nil {
+			_ = c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+			err = c.tls.Close()
+		} else {
+			err = c.raw.Close()
+		}
+		c.mu.Lock()
+		if c.buf != nil && c.st != sPassthrough {
+			b := c.buf
+			c.buf = nil
+			bufPool.Put(&b)
+		}
+		c.mu.Unlock()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return err
+}
+
+func (c *Conn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
+func (c *Conn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// prefixConn gives back the byte read to detect TLS.
+type prefixConn struct {
+	net.Conn
+	first byte
+	has   bool
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if p.has && len(b) > 0 {
+		b[0] = p.first
+		p.has = false
+		return 1, nil
+	}
+	return p.Conn.Read(b)
+}
+
+func firstLine(data []byte) string {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data = data[:i]
+	}
+	data = bytes.TrimRight(data, "\r")
+	if len(data) > 200 {
+		data = data[:200]
+	}
+	return string(bytes.ToValidUTF8(data, []byte("?")))
+}

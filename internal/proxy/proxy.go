@@ -1,0 +1,234 @@
+// Package proxy is the last stage: it forwards an admitted request to one
+// of the site's upstream targets over a keepalive pool, and hardens what
+// comes back.
+//
+// What the upstream receives: the canonical path the router matched (never
+// the raw one), Host set to the public host (or upstream.host_header),
+// X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and X-Request-ID set by
+// rampart — whatever the client sent in those headers is dropped — and no
+// hop-by-hop headers. Redirects from the upstream are passed to the client,
+// never followed.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/egress"
+	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/reqinfo"
+	"github.com/rampart-proxy/rampart/internal/tlspolicy"
+)
+
+// Upstream forwards to one site's targets.
+type Upstream struct {
+	rp          *httputil.ReverseProxy
+	targets     []*target
+	next        atomic.Uint64
+	transport   *http.Transport
+	hostHeader  string
+	strip       []string
+	site        string
+	failTimeout time.Duration
+}
+
+type target struct {
+	url       *url.URL
+	name      string
+	downUntil atomic.Int64 // unix nanos; passive health
+}
+
+// alwaysStripped are response headers that advertise upstream internals.
+var alwaysStripped = []string{"Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime", "X-Generator"}
+
+// New builds the upstream of site s. Certificates and CA files are read now.
+func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []string) (*Upstream, error) {
+	u := &Upstream{hostHeader: s.Upstream.HostHeader, site: s.Host, failTimeout: s.Upstream.FailTimeout.D()}
+	for _, raw := range s.Upstream.Targets {
+		pu, err := url.Parse(raw)
+		if err != nil {
+			return nil, err
+		}
+		u.targets = append(u.targets, &target{url: pu, name: pu.Host})
+	}
+	tc, err := upstreamTLS(cfg, s)
+	if err != nil {
+		return nil, err
+	}
+	u.transport = &http.Transport{
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tc,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: s.Upstream.ResponseHeaderTimeout.D(),
+		MaxIdleConns:          s.Upstream.Keepalive * len(u.targets),
+		MaxIdleConnsPerHost:   s.Upstream.Keepalive,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// HTTP/1.1 to upstreams: WebSocket upgrades and the framing the
+		// guard checked stay the same on both legs.
+		ForceAttemptHTTP2: false,
+		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
+		Proxy:             nil, // never an outbound proxy from the environment
+	}
+	u.strip = append(append([]string{}, alwaysStripped...), owned...)
+	u.strip = append(u.strip, s.Headers.Remove...)
+	u.rp = &httputil.ReverseProxy{
+		Rewrite:        u.rewrite,
+		Transport:      u,
+		FlushInterval:  -1,
+		ModifyResponse: u.modifyResponse,
+		ErrorHandler:   u.errorHandler,
+		ErrorLog:       nil,
+	}
+	return u, nil
+}
+
+func upstreamTLS(cfg *config.Config, s *config.Site) (*tls.Config, error) {
+	ut := s.Upstream.TLS
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         ut.ServerName,
+		InsecureSkipVerify: ut.InsecureSkipVerify,
+		NextProtos:         []string{"http/1.1"},
+	}
+	if ut.CA != "" {
+		pool, err := tlspolicy.LoadPool(cfg.Path(ut.CA))
+		if err != nil {
+			return nil, fmt.Errorf("%s: upstream.tls.ca: %w", s.Host, err)
+		}
+		tc.RootCAs = pool
+	}
+	if ut.Cert != "" {
+		if err := tlspolicy.CheckKeyFile(cfg.Path(ut.Key)); err != nil {
+			return nil, fmt.Errorf("%s: upstream.tls.key: %w", s.Host, err)
+		}
+		c, err := tls.LoadX509KeyPair(cfg.Path(ut.Cert), cfg.Path(ut.Key))
+		if err != nil {
+			return nil, fmt.Errorf("%s: upstream.tls cert/key: %w", s.Host, err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.rp.ServeHTTP(w, r) }
+
+// Close drops idle upstream connections (after a reload replaced u).
+func (u *Upstream) Close() { u.transport.CloseIdleConnections() }
+
+func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	info := reqinfo.Of(in)
+	out.URL.Scheme = "http"
+	out.URL.Host = u.targets[0].name // replaced per attempt in RoundTrip
+	// Opaque is written to the request line as is: exactly the canonical
+	// path that was matched.
+	out.URL.Opaque = info.Path
+	out.URL.Path, out.URL.RawPath = "", ""
+	out.URL.RawQuery = in.URL.RawQuery
+	if u.hostHeader != "" {
+		out.Host = u.hostHeader
+	} else {
+		out.Host = in.Host
+	}
+	h := out.Header
+	for _, k := range []string{"X-Real-IP", "X-Client-IP", "True-Client-IP", "X-Forwarded-Port", "X-Request-ID", "Via"} {
+		h.Del(k)
+	}
+	client := info.Client.String()
+	h.Set("X-Forwarded-For", client)
+	h.Set("X-Real-IP", client)
+	h.Set("X-Forwarded-Proto", "https")
+	h.Set("X-Forwarded-Host", in.Host)
+	if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(la.String()); err == nil {
+			h.Set("X-Forwarded-Port", port)
+		}
+	}
+	h.Set("X-Request-ID", info.ID)
+}
+
+// RoundTrip picks a healthy target round-robin. A target that refuses the
+// connection is skipped for fail_timeout; requests without a body are
+// retried on the next target, since nothing reached the first.
+func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	var lastErr error
+	tries := len(u.targets)
+	for attempt := 0; attempt < tries; attempt++ {
+		t := u.pick()
+		if t.url.Scheme == "https" {
+			req.URL.Scheme = "https"
+		} else {
+			req.URL.Scheme = "http"
+		}
+		req.URL.Host = t.name
+		reqinfo.Of(req).Upstream = t.name
+		resp, err := u.transport.RoundTrip(req)
+		if err == nil {
+			observe.Metrics.Upstream.WithLabelValues(t.name, "ok").Inc()
+			return resp, nil
+		}
+		lastErr = err
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			observe.Metrics.Upstream.WithLabelValues(t.name, "error").Inc()
+			return nil, err
+		}
+		observe.Metrics.Upstream.WithLabelValues(t.name, "connect-failed").Inc()
+		t.downUntil.Store(time.Now().Add(u.failTimeout).UnixNano())
+		if req.Body != nil && req.Body != http.NoBody {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (u *Upstream) pick() *target {
+	n := uint64(len(u.targets))
+	start := u.next.Add(1)
+	now := time.Now().UnixNano()
+	for i := uint64(0); i < n; i++ {
+		t := u.targets[(start+i)%n]
+		if t.downUntil.Load() <= now {
+			return t
+		}
+	}
+	// Every target failed recently: try one anyway rather than refuse.
+	return u.targets[start%n]
+}
+
+func (u *Upstream) modifyResponse(resp *http.Response) error {
+	for _, k := range u.strip {
+		resp.Header.Del(k)
+	}
+	return nil
+}
+
+func (u *Upstream) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadGateway
+	reason := "upstream-error"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		status = http.StatusGatewayTimeout
+		reason = "upstream-timeout"
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		reason = "client-gone"
+	}
+	info := reqinfo.Of(r)
+	observe.Default().Event(slog.LevelWarn, "upstream",
+		slog.String("reason", reason), slog.String("request_id", info.ID),
+		slog.String("site", u.site), slog.String("upstream", info.Upstream), slog.String("error", err.Error()))
+	observe.WriteError(w, r, status)
+}

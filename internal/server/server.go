@@ -1,0 +1,245 @@
+// Package server runs rampart: it binds the listeners, serves the current
+// pipeline, reloads it on SIGHUP (a config that fails to load or build never
+// replaces the running one) and drains on SIGTERM.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/admin"
+	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/pipeline"
+	"github.com/rampart-proxy/rampart/internal/protoguard"
+	"github.com/rampart-proxy/rampart/internal/tlspolicy"
+)
+
+// Server is a running rampart.
+type Server struct {
+	// Load re-reads the config for a reload; nil means reloads keep the
+	// config given to Start (as `rampart demo` does).
+	Load func() (*config.Config, error)
+
+	pipe      atomic.Pointer[pipeline.Pipeline]
+	tlsConf   atomic.Pointer[tls.Config]
+	listeners []*protoguard.Listener
+	http      *http.Server
+	admin     *http.Server
+	adminLn   net.Listener
+	logs      []io.Closer
+	reloadMu  sync.Mutex
+	done      chan struct{}
+}
+
+// New builds everything from cfg and binds the listeners; Serve starts them.
+func New(ctx context.Context, cfg *config.Config) (*Server, error) {
+	s := &Server{done: make(chan struct{})}
+	if err := s.setLogs(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.apply(ctx, cfg); err != nil {
+		return nil, err
+	}
+	lim := limitsOf(cfg)
+	for _, addr := range cfg.ListenAddrs() {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		s.listeners = append(s.listeners, protoguard.NewListener(ln, lim, s.tlsConf.Load, nil))
+	}
+	s.http = &http.Server{
+		Handler:                      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.pipe.Load().ServeHTTP(w, r) }),
+		ReadHeaderTimeout:            cfg.Limits.ReadHeaderTimeout.D(),
+		IdleTimeout:                  cfg.Limits.IdleTimeout.D(),
+		MaxHeaderBytes:               int(cfg.Limits.MaxHeaderBytes) + 4096, // the guard's limit is the one that bites
+		ConnContext:                  protoguard.ConnContext,
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     log.New(io.Discard, "", 0),
+		TLSNextProto:                 map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if cfg.Admin.Listen != "off" {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+		}
+		s.adminLn = ln
+		s.admin = &http.Server{Handler: admin.Handler(nil), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+func limitsOf(cfg *config.Config) protoguard.Limits {
+	l := cfg.Limits
+	return protoguard.Limits{
+		MaxHeaderBytes:   int(l.MaxHeaderBytes),
+		MaxURILength:     int(l.MaxURILength),
+		HandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
+		BodyReadTimeout:  l.BodyReadTimeout.D(),
+		SendTimeout:      l.SendTimeout.D(),
+	}
+}
+
+func (s *Server) setLogs(cfg *config.Config) error {
+	var ws [2]io.Writer
+	for i, dest := range []string{cfg.Log.Access, cfg.Log.Security} {
+		w, err := observe.OpenLog(dest)
+		if err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+		bw := observe.NewBufferedWriter(w, 200*time.Millisecond)
+		s.logs = append(s.logs, bw)
+		ws[i] = bw
+	}
+	observe.SetDefault(observe.New(ws[0], ws[1]))
+	return nil
+}
+
+// apply builds the TLS config and pipeline for cfg and swaps them in.
+func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
+	tc, err := tlspolicy.Build(cfg)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.Build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s.tlsConf.Store(tc)
+	old := s.pipe.Swap(p)
+	observe.Metrics.ConfigInfo.Reset()
+	observe.Metrics.ConfigInfo.WithLabelValues(cfg.SHA256).Set(1)
+	for _, l := range s.listeners {
+		l.SetLimits(limitsOf(cfg))
+	}
+	if old != nil {
+		// In-flight requests hold the old pipeline; idle upstream
+		// connections are all it owns that must be let go.
+		old.Close()
+	}
+	return nil
+}
+
+// Reload re-reads the config and, if it loads and builds, replaces the
+// running one. On error the running config stays and the error is logged.
+// Listener addresses and log destinations take effect on restart only.
+func (s *Server) Reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.Load == nil {
+		return errors.New("reload: no config file to re-read")
+	}
+	cfg, err := s.Load()
+	if err == nil {
+		err = s.apply(ctx, cfg)
+	}
+	if err != nil {
+		observe.Metrics.ConfigReloads.WithLabelValues("error").Inc()
+		observe.Default().Event(slog.LevelError, "reload failed; the running config stays in effect", slog.String("error", err.Error()))
+		return err
+	}
+	observe.Metrics.ConfigReloads.WithLabelValues("ok").Inc()
+	observe.Default().Event(slog.LevelInfo, "config reloaded", slog.String("sha256", cfg.SHA256))
+	return nil
+}
+
+// Config returns the config in effect.
+func (s *Server) Config() *config.Config { return s.pipe.Load().Config }
+
+// Addrs returns the bound public listener addresses.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's address, or nil.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Serve serves until Shutdown; it returns when all listeners stopped.
+func (s *Server) Serve() error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(s.listeners)+1)
+	for _, l := range s.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		}()
+	}
+	if s.admin != nil {
+		go func() { _ = s.admin.Serve(s.adminLn) }()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// Shutdown stops accepting, lets in-flight requests and open WebSockets
+// finish until ctx ends, then closes whatever is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+	// Hijacked connections (WebSockets) are not tracked by net/http.
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for s.openConns() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-t.C:
+		}
+	}
+	for _, l := range s.listeners {
+		l.CloseAll()
+	}
+	if p := s.pipe.Load(); p != nil {
+		p.Close()
+	}
+	for _, c := range s.logs {
+		_ = c.Close()
+	}
+	return err
+}
+
+func (s *Server) openConns() int {
+	n := 0
+	for _, l := range s.listeners {
+		n += l.Open()
+	}
+	return n
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	if s.adminLn != nil {
+		_ = s.adminLn.Close()
+	}
+}
