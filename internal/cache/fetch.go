@@ -1,0 +1,342 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/reqinfo"
+)
+
+// capture is the in-memory ResponseWriter handed to next for the fetches
+// the cache makes itself. It keeps at most limit body bytes: past that the
+// write fails, the proxy aborts the copy, and the response is passed
+// through uncached instead.
+type capture struct {
+	header   http.Header
+	status   int
+	body     []byte
+	limit    int64
+	tooLarge bool
+}
+
+var errTooLarge = errors.New("cache: response larger than the largest cacheable object")
+
+func (c *capture) Header() http.Header { return c.header }
+
+func (c *capture) WriteHeader(code int) {
+	if c.status != 0 || code < 200 { // informational answers are not the response
+		return
+	}
+	c.status = code
+	if n, err := strconv.ParseInt(c.header.Get("Content-Length"), 10, 64); err == nil {
+		switch {
+		case n > c.limit:
+			c.tooLarge = true
+		case n > 0:
+			c.body = make([]byte, 0, n)
+		}
+	}
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.tooLarge || int64(len(c.body)+len(p)) > c.limit {
+		c.tooLarge, c.body = true, nil
+		return 0, errTooLarge
+	}
+	c.body = append(c.body, p...)
+	return len(p), nil
+}
+
+// Flush is a no-op: the proxy flushes streamed responses, and the capture
+// holds everything anyway.
+func (c *capture) Flush() {}
+
+// requestFieldsNotForwarded are the client's fields the cache keeps out of
+// its own fetches: it answers conditional and range requests itself, and
+// the client's cache directives do not decide what a shared fetch does.
+var requestFieldsNotForwarded = []string{
+	"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range",
+	"Cache-Control", "Pragma", "Content-Length", "Content-Type", "Transfer-Encoding", "Expect",
+}
+
+// fetchRequest builds the request the cache sends upstream on its own
+// behalf: a GET of the same URL, detached from the client's cancellation
+// (other clients may be waiting for it, and a background revalidation
+// outlives the request that started it), with its own copy of the request
+// info, and with the validators of cond when it revalidates.
+// It is built before the request's handler can return, never after.
+func fetchRequest(r *http.Request, cond *entry) *http.Request {
+	info := *reqinfo.Of(r)
+	out := r.Clone(reqinfo.With(context.WithoutCancel(r.Context()), &info))
+	out.Method = http.MethodGet
+	out.Body, out.GetBody = http.NoBody, nil
+	out.ContentLength, out.TransferEncoding = 0, nil
+	for _, k := range requestFieldsNotForwarded {
+		delete(out.Header, k)
+	}
+	if cond != nil {
+		if cond.etag != "" {
+			out.Header["If-None-Match"] = []string{cond.etag}
+		}
+		if lm := cond.header["Last-Modified"]; len(lm) > 0 {
+			out.Header["If-Modified-Since"] = []string{lm[0]}
+		}
+	}
+	return out
+}
+
+// result is the outcome of one fetch, shared by the requests collapsed on it.
+type result struct {
+	leader    *http.Request // the client request whose fetch this was; nil for a background one
+	entry     *entry        // what to serve; nil when nothing usable arrived
+	fwdStatus int           // what next answered; 0 when it answered nothing
+	stored    bool          // a full response was stored
+	failed    bool          // 5xx, transport error or abort
+	tooLarge  bool          // over the object cap: pass the request through
+	shareable bool          // entry may be given to collapsed requests of the same variant
+	upstream  string        // reqinfo Upstream of the fetch
+}
+
+// usableBy reports whether a collapsed request r may be answered with the
+// result of another request's fetch.
+func (res *result) usableBy(r *http.Request) bool {
+	return res.entry != nil && res.shareable && variantKey(res.entry.vary, r.Header) == res.entry.variant
+}
+
+// fetch sends req to next, captures the answer and updates the store:
+// stores a cacheable response, refreshes cond on a 304, marks the URL
+// uncacheable when the upstream says so or the object is too large.
+func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.Request) *result {
+	s := h.s
+	gen := s.generation()
+	ctx, cancel := context.WithTimeout(req.Context(), s.fetchTimeout)
+	defer cancel()
+	req = req.WithContext(ctx)
+
+	cw := &capture{header: make(http.Header), limit: s.maxObject}
+	answered := h.serveNext(cw, req)
+	now := s.now()
+	res := &result{leader: leader, fwdStatus: cw.status, upstream: reqinfo.Of(req).Upstream}
+	if answered && cw.status == 0 {
+		cw.status, res.fwdStatus = http.StatusOK, http.StatusOK // a handler that wrote nothing sent an empty 200
+	}
+
+	switch {
+	case cw.tooLarge:
+		res.tooLarge = true
+		s.insert(h.newMarker(k, now), gen)
+		h.countRevalidation(cond, http.StatusOK)
+	case !answered || cw.status >= 500:
+		res.failed = true
+		if answered {
+			res.entry, _, res.shareable = h.newEntry(k, req, cw, now)
+		}
+		h.countRevalidation(cond, 0)
+		if cond != nil {
+			cond.retryAfter.Store(now.Add(errorBackoff).UnixNano())
+		}
+	case cond != nil && cw.status == http.StatusNotModified:
+		h.countRevalidation(cond, http.StatusNotModified)
+		e, storable := h.refreshed(cond, cw.header, now)
+		res.entry, res.shareable = e, storable
+		if storable {
+			s.replace(cond, e, gen) // a purge since the fetch began leaves it out
+		} else {
+			s.remove(cond)
+		}
+	default:
+		h.countRevalidation(cond, http.StatusOK)
+		e, storable, shareable := h.newEntry(k, req, cw, now)
+		res.entry, res.shareable = e, shareable
+		switch {
+		case storable:
+			res.stored = s.insert(e, gen)
+		case !shareable:
+			s.insert(h.newMarker(k, now), gen) // the URL answers with something personal or no-store
+		case cond != nil:
+			s.remove(cond)
+		}
+	}
+	return res
+}
+
+func (h *handler) countRevalidation(cond *entry, status int) {
+	if cond == nil {
+		return
+	}
+	s := h.s
+	switch status {
+	case http.StatusNotModified:
+		s.n.reval304.Add(1)
+		s.m.reval304.Inc()
+	case http.StatusOK:
+		s.n.reval200.Add(1)
+		s.m.reval200.Inc()
+	default:
+		s.n.revalErrors.Add(1)
+		s.m.revalErr.Inc()
+	}
+}
+
+// serveNext runs next, turning a panic into "no answer": a fetch runs on a
+// goroutine of its own, where a panic would end the process. The proxy
+// panics with http.ErrAbortHandler when the capture refuses an oversized
+// body; that one is expected and not logged.
+func (h *handler) serveNext(w http.ResponseWriter, r *http.Request) (answered bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			answered = false
+			if p != http.ErrAbortHandler {
+				observe.Default().Event(slog.LevelError, "cache fetch panicked",
+					slog.String("site", h.s.site), slog.String("panic", fmt.Sprint(p)))
+			}
+		}
+	}()
+	h.next.ServeHTTP(w, r)
+	return true
+}
+
+// fieldsNotStored are response fields that describe one transfer, one
+// request or one hop, never the stored representation.
+var fieldsNotStored = map[string]bool{
+	"Age": true, "Cache-Status": true, "X-Request-Id": true,
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Transfer-Encoding": true,
+	"Te": true, "Trailer": true, "Upgrade": true,
+}
+
+// fieldsNotUpdatedBy304 are left as stored when a 304 refreshes an entry
+// (RFC 9111 §3.2): they describe the body the 304 did not send, or (for
+// Set-Cookie) must never enter a shared entry.
+var fieldsNotUpdatedBy304 = map[string]bool{
+	"Content-Length": true, "Content-Encoding": true, "Content-Type": true,
+	"Content-Range": true, "Set-Cookie": true,
+}
+
+// newEntry builds the entry for a captured full response and decides what
+// may be done with it: store it (storable), or at least hand it to
+// collapsed requests (shareable).
+func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Time) (e *entry, storable, shareable bool) {
+	hdr := cw.header
+	d := parseCacheControl(hdr["Cache-Control"])
+	vary, star := parseVary(hdr["Vary"])
+	if len(hdr["Content-Encoding"]) > 0 && !slices.Contains(vary, "Accept-Encoding") {
+		// An encoded body depends on Accept-Encoding whether or not the
+		// upstream said so.
+		vary = append(vary, "Accept-Encoding")
+		slices.Sort(vary)
+	}
+	personal := d.private || len(hdr["Set-Cookie"]) > 0 || star ||
+		slices.Contains(vary, "Cookie") || slices.Contains(vary, "Authorization")
+	lifetime, explicit := freshness(d, hdr, now, h.cfg.RevalidateAfter.D())
+	status := cw.status
+
+	body := cw.body
+	if cap(body)-len(body) > len(body)/8 { // grown by appends: give back the slack
+		body = slices.Clone(body)
+	}
+	e = &entry{
+		key:            k,
+		vary:           vary,
+		variant:        variantKey(vary, req.Header),
+		status:         status,
+		header:         storedHeader(hdr, nil, status, len(body)),
+		body:           slices.Clip(body),
+		etag:           hdr.Get("ETag"),
+		stored:         now,
+		initialAge:     ageHeader(hdr),
+		lifetime:       lifetime,
+		mustRevalidate: d.mustRevalidate || d.proxyRevalidate || d.sMaxAge >= 0 || d.noCache,
+	}
+	if t, err := http.ParseTime(hdr.Get("Last-Modified")); err == nil {
+		e.lastModified = t
+	}
+	e.size = e.footprint()
+
+	storable = !personal && !d.noStore &&
+		(cacheableByDefault[status] || explicit && status < 500 && status != http.StatusPartialContent && status != http.StatusNotModified)
+	shareable = !personal && (!d.noStore || status >= 500)
+	e.ephemeral = !storable
+	return e, storable, shareable
+}
+
+// refreshed returns old with the fields of a 304 merged in and its age
+// reset (RFC 9111 §4.3.4). The body is shared, not copied.
+func (h *handler) refreshed(old *entry, hdr304 http.Header, now time.Time) (e *entry, storable bool) {
+	merged := storedHeader(hdr304, old.header, old.status, len(old.body))
+	d := parseCacheControl(merged["Cache-Control"])
+	lifetime, _ := freshness(d, merged, now, h.cfg.RevalidateAfter.D())
+	e = &entry{
+		key:            old.key,
+		vary:           old.vary,
+		variant:        old.variant,
+		status:         old.status,
+		header:         merged,
+		body:           old.body,
+		etag:           merged.Get("ETag"),
+		stored:         now,
+		initialAge:     ageHeader(hdr304),
+		lifetime:       lifetime,
+		mustRevalidate: d.mustRevalidate || d.proxyRevalidate || d.sMaxAge >= 0 || d.noCache,
+	}
+	if t, err := http.ParseTime(merged.Get("Last-Modified")); err == nil {
+		e.lastModified = t
+	}
+	e.size = e.footprint()
+	storable = !d.private && !d.noStore
+	e.ephemeral = !storable
+	return e, storable
+}
+
+// storedHeader builds the immutable header map of an entry: the fields of
+// src (a full response, or a 304 merged over base), without the per-hop and
+// per-request ones, every value slice clipped so that an Add by a later
+// stage reallocates instead of writing into the shared array.
+func storedHeader(src, base http.Header, status, bodyLen int) http.Header {
+	h := make(http.Header, len(src)+len(base)+1)
+	for k, v := range base {
+		h[k] = v // already clipped
+	}
+	for k, v := range src {
+		if fieldsNotStored[k] || strings.HasPrefix(k, http.TrailerPrefix) || base != nil && fieldsNotUpdatedBy304[k] {
+			continue
+		}
+		h[k] = slices.Clip(slices.Clone(v))
+	}
+	delete(h, "Content-Length")
+	if status != http.StatusNoContent && status != http.StatusNotModified {
+		h["Content-Length"] = []string{strconv.Itoa(bodyLen)}
+	}
+	return h
+}
+
+// footprint is what the entry counts against the budget.
+func (e *entry) footprint() int64 {
+	n := int64(entryOverhead + len(e.body) + len(e.variant) +
+		len(e.key.site) + len(e.key.path) + len(e.key.query))
+	for k, vs := range e.header {
+		n += int64(len(k))
+		for _, v := range vs {
+			n += int64(len(v) + fieldOverhead)
+		}
+	}
+	return n
+}
+
+// newMarker is a hit-for-pass marker: for revalidate_after, requests for
+// the URL go straight to the upstream without being collapsed or buffered.
+func (h *handler) newMarker(k resKey, now time.Time) *entry {
+	e := &entry{key: k, marker: true, stored: now, lifetime: h.cfg.RevalidateAfter.D()}
+	e.size = e.footprint()
+	return e
+}
