@@ -71,7 +71,7 @@ func (p *Pipeline) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// Stage 4: host gate.
 	s, reason := p.hostGate(r, gc)
 	if s == nil {
-		observe.Refuse(w, r, http.StatusMisdirectedRequest, "hostgate", reason)
+		refuse(w, r, http.StatusMisdirectedRequest, "hostgate", reason)
 		return
 	}
 	info.Site = s.conf.Host
@@ -83,11 +83,11 @@ func (p *Pipeline) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if status == http.StatusMethodNotAllowed && rt != nil {
 			w.Header().Set("Allow", rt.allow)
 		}
-		observe.Refuse(w, r, status, "route", reason)
+		refuse(w, r, status, "route", reason)
 		return
 	}
 	if r.ContentLength > int64(rt.conf.MaxBody) {
-		observe.Refuse(w, r, http.StatusRequestEntityTooLarge, "route", "body-too-large")
+		refuse(w, r, http.StatusRequestEntityTooLarge, "route", "body-too-large")
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -96,6 +96,17 @@ func (p *Pipeline) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 	// Stages 6–11.
 	rt.handler.ServeHTTP(w, r)
+}
+
+// refuse answers a request refused by the host gate or the router. The
+// connection is closed after malformed or misdirected requests (a client
+// that sends one is broken or probing) and after any refusal of a request
+// with a body, which would otherwise be read and discarded first.
+func refuse(w http.ResponseWriter, r *http.Request, status int, stage, reason string) {
+	if r.ContentLength != 0 || status == http.StatusBadRequest || status == http.StatusMisdirectedRequest {
+		w.Header().Set("Connection", "close")
+	}
+	observe.Refuse(w, r, status, stage, reason)
 }
 
 func (p *Pipeline) finish(w *statusWriter, r *http.Request, info *reqinfo.Info) {

@@ -251,6 +251,10 @@ func (c *Conn) step() bool {
 			return false
 		}
 		head := data[:end+4]
+		if len(head) > c.lim.MaxHeaderBytes {
+			c.reject(Rejection{Status: http.StatusRequestHeaderFieldsTooLarge, Stage: "protocol", Reason: "header-too-large", Line: firstLine(data)})
+			return true
+		}
 		f, rej := parseHead(head, c.lim)
 		if rej != nil {
 			if rej.Status == 0 {

@@ -226,6 +226,11 @@ func (u *Upstream) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		reason = "client-gone"
 	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		observe.Refuse(w, r, http.StatusRequestEntityTooLarge, "route", "body-too-large")
+		return
+	}
 	info := reqinfo.Of(r)
 	observe.Default().Event(slog.LevelWarn, "upstream",
 		slog.String("reason", reason), slog.String("request_id", info.ID),
