@@ -1,0 +1,200 @@
+package state
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// table is a bounded map from a 64-bit key hash to a value, split into
+// shards that each have their own lock and their own least-recently-used
+// list. Entries live in one slice per shard and are linked by index, so a
+// shard is two allocations however many entries it holds, and a lookup of
+// an existing key allocates nothing.
+//
+// Keys are hashed with a per-process random seed; two keys that collide
+// (about one chance in 10^10 with 100k entries) would share an entry,
+// which is harmless for counters and buckets. Bans keep their full key in
+// the value and are compared on it.
+type table[V any] struct {
+	seed   maphash.Seed
+	shards []shard[V]
+	mask   uint64
+}
+
+type shard[V any] struct {
+	mu    sync.Mutex
+	idx   map[uint64]int32
+	nodes []node[V]
+	head  int32 // most recently used, -1 when empty
+	tail  int32 // least recently used, -1 when empty
+	free  int32 // first free node, linked through next, -1 when none
+	limit int
+	_     [40]byte // keep neighbouring shard locks off the same cache line
+}
+
+type node[V any] struct {
+	hash       uint64
+	prev, next int32
+	exp        int64 // unix nanoseconds after which the entry is dead; 0 = never
+	val        V
+}
+
+const nilNode = -1
+
+// newTable returns a table holding at most maxEntries entries in total.
+func newTable[V any](maxEntries int) *table[V] {
+	if maxEntries < 1 {
+		maxEntries = 1
+	}
+	n := 1
+	for n < 64 && maxEntries/(n*2) >= 256 {
+		n *= 2
+	}
+	t := &table[V]{seed: maphash.MakeSeed(), shards: make([]shard[V], n), mask: uint64(n - 1)}
+	per := maxEntries / n
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.idx = make(map[uint64]int32)
+		s.head, s.tail, s.free = nilNode, nilNode, nilNode
+		s.limit = per
+	}
+	return t
+}
+
+func (t *table[V]) hash(key string) uint64 { return maphash.String(t.seed, key) }
+
+func (t *table[V]) shardOf(h uint64) *shard[V] { return &t.shards[(h>>58)&t.mask] }
+
+// len returns the number of entries, dead or alive, held by the table.
+func (t *table[V]) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.idx)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// get returns the node of h, marking it most recently used, or nil.
+// The caller holds s.mu.
+func (s *shard[V]) get(h uint64) *node[V] {
+	i, ok := s.idx[h]
+	if !ok {
+		return nil
+	}
+	s.moveToFront(i)
+	return &s.nodes[i]
+}
+
+// insert adds a node for h, evicting the least recently used entry (or,
+// when evictable is set, the least recently used entry it accepts among
+// the last few) if the shard is full. The caller holds s.mu and has
+// checked that h is absent.
+func (s *shard[V]) insert(h uint64, evictable func(*V) bool) *node[V] {
+	if len(s.idx) >= s.limit {
+		victim := s.tail
+		if evictable != nil {
+			for i, n := s.tail, 0; i != nilNode && n < 8; i, n = s.nodes[i].prev, n+1 {
+				if evictable(&s.nodes[i].val) {
+					victim = i
+					break
+				}
+			}
+		}
+		s.remove(victim)
+	}
+	var i int32
+	if s.free != nilNode {
+		i = s.free
+		s.free = s.nodes[i].next
+	} else {
+		s.nodes = append(s.nodes, node[V]{})
+		i = int32(len(s.nodes) - 1)
+	}
+	s.nodes[i] = node[V]{hash: h, prev: nilNode, next: s.head}
+	if s.head != nilNode {
+		s.nodes[s.head].prev = i
+	}
+	s.head = i
+	if s.tail == nilNode {
+		s.tail = i
+	}
+	s.idx[h] = i
+	return &s.nodes[i]
+}
+
+// delete removes h if present. The caller holds s.mu.
+func (s *shard[V]) delete(h uint64) bool {
+	i, ok := s.idx[h]
+	if ok {
+		s.remove(i)
+	}
+	return ok
+}
+
+func (s *shard[V]) unlink(i int32) {
+	n := &s.nodes[i]
+	if n.prev != nilNode {
+		s.nodes[n.prev].next = n.next
+	} else {
+		s.head = n.next
+	}
+	if n.next != nilNode {
+		s.nodes[n.next].prev = n.prev
+	} else {
+		s.tail = n.prev
+	}
+}
+
+func (s *shard[V]) moveToFront(i int32) {
+	if s.head == i {
+		return
+	}
+	s.unlink(i)
+	n := &s.nodes[i]
+	n.prev, n.next = nilNode, s.head
+	s.nodes[s.head].prev = i
+	s.head = i
+	if s.tail == nilNode {
+		s.tail = i
+	}
+}
+
+func (s *shard[V]) remove(i int32) {
+	s.unlink(i)
+	delete(s.idx, s.nodes[i].hash)
+	s.nodes[i] = node[V]{next: s.free} // drop references held by the value
+	s.free = i
+}
+
+// sweep removes every entry dead at now.
+func (t *table[V]) sweep(now int64) {
+	for k := range t.shards {
+		s := &t.shards[k]
+		s.mu.Lock()
+		for i := s.tail; i != nilNode; {
+			prev := s.nodes[i].prev
+			if exp := s.nodes[i].exp; exp != 0 && exp <= now {
+				s.remove(i)
+			}
+			i = prev
+		}
+		s.mu.Unlock()
+	}
+}
+
+// each calls fn for every entry alive at now.
+func (t *table[V]) each(now int64, fn func(*V)) {
+	for k := range t.shards {
+		s := &t.shards[k]
+		s.mu.Lock()
+		for i := s.head; i != nilNode; i = s.nodes[i].next {
+			if exp := s.nodes[i].exp; exp == 0 || exp > now {
+				fn(&s.nodes[i].val)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
