@@ -150,6 +150,7 @@ type BufferedWriter struct {
 	w    *bufio.Writer
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once
 }
 
 // NewBufferedWriter wraps w; Close flushes and stops the flusher.
@@ -187,7 +188,7 @@ func (b *BufferedWriter) Flush() {
 
 // Close flushes and stops the background flusher.
 func (b *BufferedWriter) Close() error {
-	close(b.stop)
+	b.once.Do(func() { close(b.stop) })
 	<-b.done
 	return nil
 }
