@@ -5,11 +5,11 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
