@@ -311,3 +311,11 @@ func dialTCP(addr string) (net.Conn, error) {
 	}
 	return c, err
 }
+
+func poolFromFile(t *testing.T, path string) *x509.CertPool {
+	pem, err := os.ReadFile(path)
+	must(t, err)
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(pem)
+	return p
+}
