@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -691,3 +692,39 @@ func TestCache_DisabledRoutePassesThrough(t *testing.T) {
 }
 
 func dur(d time.Duration) units.Duration { return units.Duration(d) }
+
+func TestCache_FetchOutlivesTheClientThatStartedIt(t *testing.T) {
+	env := newTestEnv(t, RouteConfig{}, 64*mib)
+	gate := make(chan struct{})
+	env.origin.set(func(o *origin) { o.gate, o.gateAll = gate, true })
+
+	req, _ := http.NewRequest(http.MethodGet, env.front.URL+"/desktop/js/app.js", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := env.client.Do(req.WithContext(ctx)); err == nil {
+		t.Fatal("the request was answered before the origin was let go")
+	}
+	env.origin.set(func(o *origin) { o.gateAll = false })
+	close(gate)
+	waitFor(t, "the fill to be stored", func() bool { return env.store.Stats().Entries == 1 })
+
+	resp, body := env.get(t, "/desktop/js/app.js")
+	expect(t, resp, body, 200, "rampart; hit", "v1")
+	if n := env.origin.hits.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
+
+func TestCache_FetchIsBoundedByTimeout(t *testing.T) {
+	env := newTestEnv(t, RouteConfig{}, 64*mib)
+	env.store.fetchTimeout = 50 * time.Millisecond
+	env.origin.set(func(o *origin) { o.gate, o.gateAll = make(chan struct{}), true })
+
+	resp, _ := env.get(t, "/desktop/js/app.js")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("status = %d, want 502 once the fetch timed out", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Cache-Status"); got != "rampart; fwd=uri-miss; fwd-status=502" {
+		t.Errorf("Cache-Status = %q", got)
+	}
+}

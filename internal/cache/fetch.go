@@ -105,6 +105,7 @@ type result struct {
 	failed    bool          // 5xx, transport error or abort
 	tooLarge  bool          // over the object cap: pass the request through
 	shareable bool          // entry may be given to collapsed requests of the same variant
+	reused    bool          // no fetch: a flight that just completed had stored a fresh entry
 	upstream  string        // reqinfo Upstream of the fetch
 }
 
@@ -119,6 +120,13 @@ func (res *result) usableBy(r *http.Request) bool {
 // uncacheable when the upstream says so or the object is too large.
 func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.Request) *result {
 	s := h.s
+	// A request that found the entry missing or stale may reach the flight
+	// just after another flight for the same key completed: look again, so
+	// that it is answered from that flight's result instead of fetching twice.
+	if lk := s.lookup(k, req.Header, s.now(), h.cfg.MaxAge.D()); lk.entry != nil && lk.entry != cond &&
+		lk.entry.age(s.now()) < lk.entry.lifetime {
+		return &result{leader: leader, entry: lk.entry, reused: true, shareable: true}
+	}
 	gen := s.generation()
 	ctx, cancel := context.WithTimeout(req.Context(), s.fetchTimeout)
 	defer cancel()

@@ -156,6 +156,8 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 		info.Upstream = res.upstream
 	}
 	switch {
+	case res.reused && res.usableBy(r):
+		s.serve(w, r, res.entry, csHit, s.now())
 	case res.failed && !e.mustRevalidate && staleness <= sie:
 		h.serveStale(w, r, e, cacheStatus("stale", res.fwdStatus, false, !leader, "stale-if-error"), s.now())
 	case res.tooLarge:
@@ -198,6 +200,8 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, info *reqinfo.Inf
 		info.Upstream = res.upstream
 	}
 	switch {
+	case res.reused && res.usableBy(r):
+		s.serve(w, r, res.entry, csHit, s.now())
 	case res.tooLarge:
 		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, 0, false, false, "too-large")
 		h.next.ServeHTTP(w, r)
