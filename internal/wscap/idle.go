@@ -1,0 +1,112 @@
+package wscap
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// IdleTimeoutConn returns c closing itself after idle without traffic in
+// either direction: every Read and Write pushes one deadline, shared by
+// reads and writes, to idle from now. A Read blocked while the other
+// direction carries data is therefore not cut off. Once the deadline
+// passes, the blocked Read or Write fails with a timeout and the tunnel
+// that was copying through c ends. idle <= 0 returns c itself.
+//
+// To spare a timer update per frame, the deadline is moved at most every
+// idle/16, so a silent tunnel is closed between 15/16 idle and idle after
+// its last byte.
+//
+// The wrapper owns c's deadlines: it is meant for a connection nothing
+// else sets deadlines on, such as one hijacked for a WebSocket. It does not
+// pass on CloseWrite, so when one side of a proxied tunnel ends, the proxy
+// closes both instead of leaving the other half open.
+//
+// Wiring: httputil.ReverseProxy hijacks the client connection itself, so
+// the server cannot reach that connection directly. IdleTimeoutHandler
+// wraps the ResponseWriter so that the proxy's Hijack returns the
+// connection already wrapped:
+//
+//	h := route.Handler(wscap.IdleTimeoutHandler(idle, proxy))
+func IdleTimeoutConn(c net.Conn, idle time.Duration) net.Conn {
+	if idle <= 0 {
+		return c
+	}
+	ic := &idleConn{Conn: c, idle: idle, step: idle / 16, start: time.Now()}
+	ic.extend()
+	return ic
+}
+
+type idleConn struct {
+	net.Conn
+	idle  time.Duration
+	step  time.Duration
+	start time.Time
+	next  atomic.Int64 // time since start after which the deadline is moved again
+}
+
+func (c *idleConn) extend() {
+	now := time.Since(c.start)
+	next := c.next.Load()
+	if int64(now) < next || !c.next.CompareAndSwap(next, int64(now+c.step)) {
+		return
+	}
+	_ = c.Conn.SetDeadline(time.Now().Add(c.idle))
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.extend()
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.extend()
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.extend()
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.extend()
+	}
+	return n, err
+}
+
+// IdleTimeoutHandler applies IdleTimeoutConn to the connection that next
+// hijacks while serving an upgrade request (httputil.ReverseProxy does so
+// for WebSockets), so that a WebSocket without traffic for idle is closed
+// (websocket_idle_timeout). Other requests, and idle <= 0, pass through
+// untouched.
+func IdleTimeoutHandler(idle time.Duration, next http.Handler) http.Handler {
+	if idle <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !IsUpgrade(req) {
+			next.ServeHTTP(w, req)
+			return
+		}
+		next.ServeHTTP(&idleWriter{ResponseWriter: w, idle: idle}, req)
+	})
+}
+
+// idleWriter wraps the hijacked connection; everything else reaches the
+// original ResponseWriter through Unwrap (http.ResponseController).
+type idleWriter struct {
+	http.ResponseWriter
+	idle time.Duration
+}
+
+func (w *idleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	return IdleTimeoutConn(c, w.idle), brw, nil
+}
+
+func (w *idleWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
