@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/pipeline"
+	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/tlspolicy"
 )
 
@@ -29,7 +30,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", *file, err)
 		return 1
 	}
-	p, err := pipeline.Build(context.Background(), cfg)
+	p, err := pipeline.Build(context.Background(), cfg, &pipeline.Shared{Store: state.NewMemory(state.MemoryOptions{})})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *file, err)
 		return 1

@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rampart-proxy/rampart/internal/connguard"
 	"github.com/rampart-proxy/rampart/internal/units"
 )
 
@@ -30,6 +31,7 @@ type Config struct {
 	Limits    Limits   `yaml:"limits"`
 	Log       Log      `yaml:"log"`
 	Sites     []Site   `yaml:"sites"`
+	Stages    `yaml:",inline"`
 
 	// File is the path the config was read from; relative paths in it
 	// (certificates, rules files) are resolved against its directory.
@@ -74,6 +76,9 @@ type Limits struct {
 	BodyReadTimeout   units.Duration `yaml:"body_read_timeout"`   // longest pause between body bytes; default 10s
 	SendTimeout       units.Duration `yaml:"send_timeout"`        // longest wait for one write to the client; default 10s
 	DrainTimeout      units.Duration `yaml:"drain_timeout"`       // graceful stop deadline; default 15s
+	// Connections are the caps of stage 1 (connections_per_client,
+	// connections_total, handshakes_per_client, max_clients).
+	Connections connguard.Config `yaml:",inline"`
 }
 
 // Log says where the two logs go: "stdout", "stderr", "off" or a file path.
@@ -93,6 +98,7 @@ type Site struct {
 	Routes     []Route        `yaml:"routes"`
 	Headers    Headers        `yaml:"headers"`
 	MaxBody    units.ByteSize `yaml:"max_body"`
+	SiteStages `yaml:",inline"`
 }
 
 // SiteTLS is a per-site certificate.
@@ -138,6 +144,7 @@ type Route struct {
 	WebSocket       bool           `yaml:"websocket"` // Upgrade: websocket allowed here, and only here
 	MaxBody         units.ByteSize `yaml:"max_body"`
 	AllowJSessionID bool           `yaml:"allow_jsessionid"` // accept a trailing ;jsessionid= path parameter
+	RouteStages     `yaml:",inline"`
 }
 
 // Headers are the response-hardening headers added to every answer.
@@ -172,7 +179,7 @@ func ParseWithCert(file string, data []byte, cert *CertPEM) (*Config, error) {
 func parse(file string, data []byte, mem *CertPEM) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, decodeErrors(file, err)
+		return nil, decodeErrors(file, err, nil)
 	}
 	if root.Kind == 0 {
 		return nil, Errors{{File: file, Msg: "the file is empty; see examples/rampart.yaml for a starting point"}}
@@ -181,11 +188,15 @@ func parse(file string, data []byte, mem *CertPEM) (*Config, error) {
 	dec.KnownFields(true)
 	cfg := &Config{}
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, decodeErrors(file, err)
+		return nil, decodeErrors(file, err, &root)
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		return nil, Errors{{File: file, Line: extra.Line, Msg: "more than one YAML document; a config file holds exactly one"}}
+	case !errors.Is(err, io.EOF):
+		// Whatever follows the document must not be ignored, broken or not.
+		return nil, decodeErrors(file, err, nil)
 	}
 	sum := sha256.Sum256(data)
 	cfg.File = file

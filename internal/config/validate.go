@@ -27,6 +27,7 @@ const (
 func strp(s string) *string { return &s }
 
 func (c *Config) applyDefaults() {
+	c.applyStageDefaults()
 	if c.Listen == "" && len(c.Listeners) == 0 {
 		c.Listen = DefaultListen
 	}
@@ -163,6 +164,7 @@ func (c *Config) validate() Errors {
 	for i := range c.Sites {
 		c.validateSite(v, i, hosts)
 	}
+	c.validateStages(v)
 	return v.errs
 }
 
@@ -223,7 +225,7 @@ func (c *Config) validateSite(v *validator, i int, hosts map[string]string) {
 	}
 	for j, t := range s.Upstream.Targets {
 		u, err := url.Parse(t)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || !validPort(u.Port()) || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
 			v.errf(p("sites", i, "upstream", "targets", j), "%q: write scheme://host:port, e.g. https://10.0.0.5:8445 (no path, no credentials)", t)
 		}
 	}
@@ -277,6 +279,12 @@ func checkPattern(v *validator, base []any, exact, prefix, regex string) {
 			v.errf(append(base, "regex"), "invalid regular expression: %v", err)
 		}
 	}
+}
+
+// validPort accepts a decimal TCP port, 1-65535.
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 func countSet(ss ...string) int {

@@ -81,6 +81,36 @@ func (p positions) line(path ...any) int {
 	return best
 }
 
+// keysByLine maps each line to the key path of the deepest mapping key
+// written on it (line 4 of `tls:\n  ...\n  versions: "1.2"` is tls.versions).
+func keysByLine(root *yaml.Node) map[int][]any {
+	out := map[int][]any{}
+	var walk func(n *yaml.Node, path []any)
+	walk = func(n *yaml.Node, path []any) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				kp := append(append([]any(nil), path...), k.Value)
+				if len(kp) > len(out[k.Line]) {
+					out[k.Line] = kp
+				}
+				walk(n.Content[i+1], kp)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, append(append([]any(nil), path...), i))
+			}
+		}
+	}
+	walk(root, nil)
+	return out
+}
+
 // keyString renders a path as sites[0].routes[2].regex.
 func keyString(path ...any) string {
 	var b strings.Builder
@@ -98,13 +128,16 @@ func keyString(path ...any) string {
 	return b.String()
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
-var unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+var yamlLineRE = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+var unknownFieldRE = regexp.MustCompile(`^field (.+) not found in type (\S+)$`)
 
-// decodeErrors turns the yaml package's errors into Errors with file and line.
-func decodeErrors(file string, err error) Errors {
+// decodeErrors turns the yaml package's errors into Errors with file and
+// line; root, when not nil, is the parsed file, used to name the key of an
+// error that only has a line.
+func decodeErrors(file string, err error, root *yaml.Node) Errors {
 	var out Errors
 	var lines []string
+	var keys map[int][]any
 	if te, ok := err.(*yaml.TypeError); ok {
 		lines = te.Errors
 	} else {
@@ -116,9 +149,21 @@ func decodeErrors(file string, err error) Errors {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Msg = m[2]
 		}
+		var path []any
+		if e.Line > 0 && root != nil {
+			if keys == nil {
+				keys = keysByLine(root)
+			}
+			path = keys[e.Line]
+		}
 		if m := unknownFieldRE.FindStringSubmatch(e.Msg); m != nil {
 			e.Key = m[1]
+			if len(path) > 0 && path[len(path)-1] == m[1] {
+				e.Key = keyString(path...) // sites[0].rotes, not just rotes
+			}
 			e.Msg = "unknown key; check its spelling and indentation against the config reference in README.md"
+		} else {
+			e.Key = keyString(path...)
 		}
 		out = append(out, e)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
+	"github.com/rampart-proxy/rampart/internal/state"
 )
 
 const benchConfig = `
@@ -35,7 +36,7 @@ func benchPipeline(tb testing.TB) *Pipeline {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := Build(context.Background(), cfg)
+	p, err := Build(context.Background(), cfg, &Shared{Store: state.NewMemory(state.MemoryOptions{})})
 	if err != nil {
 		tb.Fatal(err)
 	}

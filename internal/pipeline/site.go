@@ -16,6 +16,7 @@ import (
 
 type site struct {
 	conf     *config.Site
+	index    int
 	names    []string
 	matcher  *route.Matcher
 	routes   []*routeEntry
@@ -34,7 +35,7 @@ type routeEntry struct {
 // Build makes the pipeline for cfg: it reads every certificate and CA file
 // the upstreams need and builds each route's stage chain. Nothing here runs
 // per request; a reload that fails here leaves the running pipeline alone.
-func Build(ctx context.Context, cfg *config.Config) (*Pipeline, error) {
+func Build(ctx context.Context, cfg *config.Config, shared *Shared) (*Pipeline, error) {
 	var hostports []string
 	for _, s := range cfg.Sites {
 		for _, t := range s.Upstream.Targets {
@@ -48,8 +49,12 @@ func Build(ctx context.Context, cfg *config.Config) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{Config: cfg, sites: map[string]*site{}}
+	b, err := newBuilder(cfg, shared)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfg.Sites {
-		s, err := buildSite(cfg, &cfg.Sites[i], dialer)
+		s, err := b.site(i, dialer)
 		if err != nil {
 			return nil, fmt.Errorf("sites[%d] (%s): %w", i, cfg.Sites[i].Host, err)
 		}
@@ -58,6 +63,7 @@ func Build(ctx context.Context, cfg *config.Config) (*Pipeline, error) {
 			p.sites[n] = s
 		}
 	}
+	shared.Caches.Set(b.caches)
 	return p, nil
 }
 
@@ -73,8 +79,9 @@ func (p *Pipeline) Close() {
 // copy is dropped so the site's policy is the one the client sees.
 var ownedHeaders = []string{"Strict-Transport-Security", "X-Frame-Options", "Referrer-Policy", "X-Content-Type-Options", "X-Request-ID"}
 
-func buildSite(cfg *config.Config, cs *config.Site, dialer *egress.Dialer) (*site, error) {
-	s := &site{conf: cs, names: append([]string{cs.Host}, cs.Aliases...)}
+func (b *builder) site(i int, dialer *egress.Dialer) (*site, error) {
+	cfg, cs := b.cfg, &b.cfg.Sites[i]
+	s := &site{conf: cs, names: append([]string{cs.Host}, cs.Aliases...), index: i}
 	h := cs.Headers
 	for _, kv := range [][2]*string{
 		{strp("Strict-Transport-Security"), h.HSTS},
@@ -120,7 +127,7 @@ func buildSite(cfg *config.Config, cs *config.Site, dialer *egress.Dialer) (*sit
 			rt.methods[m] = true
 		}
 		rt.allow = strings.Join(rc.Methods, ", ")
-		if rt.handler, err = routeChain(cfg, s, rt); err != nil {
+		if rt.handler, err = b.routeChain(s, i, rt); err != nil {
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
 		s.routes = append(s.routes, rt)

@@ -13,15 +13,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/admin"
+	"github.com/rampart-proxy/rampart/internal/clientip"
 	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/connguard"
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/pipeline"
 	"github.com/rampart-proxy/rampart/internal/protoguard"
+	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/tlspolicy"
 )
 
@@ -32,6 +36,8 @@ type Server struct {
 	Load func() (*config.Config, error)
 
 	pipe      atomic.Pointer[pipeline.Pipeline]
+	shared    *pipeline.Shared
+	conns     *connguard.Guard
 	tlsConf   atomic.Pointer[tls.Config]
 	listeners []*protoguard.Listener
 	http      *http.Server
@@ -48,9 +54,24 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 	if err := s.setLogs(cfg); err != nil {
 		return nil, err
 	}
+	store, err := state.Open(cfg.State)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	s.shared = &pipeline.Shared{Store: store}
 	if err := s.apply(ctx, cfg); err != nil {
+		_ = store.Close()
 		return nil, err
 	}
+	resolver, err := clientip.New(cfg.Stages.Config)
+	if err != nil {
+		return nil, err
+	}
+	// Stage 1 sits under TLS: a refused connection costs no handshake. A
+	// trusted proxy carries many clients, so it meets only the total cap.
+	s.conns = connguard.New(cfg.Limits.Connections)
+	s.conns.SetSharedPeer(resolver.SharedPeer)
+	gate := func(peer netip.AddrPort) bool { return s.conns.AllowHandshake(peer.Addr()) }
 	lim := limitsOf(cfg)
 	for _, addr := range cfg.ListenAddrs() {
 		ln, err := net.Listen("tcp", addr)
@@ -58,7 +79,8 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-		s.listeners = append(s.listeners, protoguard.NewListener(ln, lim, s.tlsConf.Load, nil))
+		guarded := s.conns.Listener(resolver.Listener(ln))
+		s.listeners = append(s.listeners, protoguard.NewListener(guarded, lim, s.tlsConf.Load, gate))
 	}
 	s.http = &http.Server{
 		Handler:                      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.pipe.Load().ServeHTTP(w, r) }),
@@ -77,7 +99,9 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
 		s.adminLn = ln
-		s.admin = &http.Server{Handler: admin.Handler(nil), ReadHeaderTimeout: 5 * time.Second}
+		s.admin = &http.Server{Handler: admin.Handler(map[string]http.Handler{
+			"/cache/": s.shared.Caches.Handler(),
+		}), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return s, nil
 }
@@ -114,7 +138,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.Build(ctx, cfg)
+	p, err := pipeline.Build(ctx, cfg, s.shared)
 	if err != nil {
 		return err
 	}
@@ -124,6 +148,9 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
 	observe.Metrics.ConfigInfo.WithLabelValues(cfg.SHA256).Set(1)
 	for _, l := range s.listeners {
 		l.SetLimits(limitsOf(cfg))
+	}
+	if s.conns != nil {
+		s.conns.Update(cfg.Limits.Connections)
 	}
 	if old != nil {
 		// In-flight requests hold the old pipeline; idle upstream
@@ -221,6 +248,7 @@ wait:
 	if p := s.pipe.Load(); p != nil {
 		p.Close()
 	}
+	_ = s.shared.Store.Close()
 	for _, c := range s.logs {
 		_ = c.Close()
 	}

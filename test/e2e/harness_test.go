@@ -138,6 +138,7 @@ tls:
   key: "{{DIR}}/site-key.pem"
 limits:
   max_body: 64KiB
+  handshakes_per_client: 1000/s   # the tests handshake often from one address
 sites:
   - host: app.test
     aliases: [www.app.test]

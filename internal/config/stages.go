@@ -1,0 +1,120 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/rampart-proxy/rampart/internal/cache"
+	"github.com/rampart-proxy/rampart/internal/clientip"
+	"github.com/rampart-proxy/rampart/internal/ratelimit"
+	"github.com/rampart-proxy/rampart/internal/state"
+	"github.com/rampart-proxy/rampart/internal/units"
+	"github.com/rampart-proxy/rampart/internal/waf"
+)
+
+// Stages holds the top-level keys read by stages 6–10; each type is
+// documented in its stage's package README.
+type Stages struct {
+	clientip.Config `yaml:",inline"`           // trusted_proxies, client_ip, exempt
+	RateLimits      map[string]ratelimit.Class `yaml:"rate_limits"` // named classes; "default" and "login" exist unless redefined
+	State           state.Config               `yaml:"state"`       // memory (default) or redis
+}
+
+// SiteStages are a site's keys for stages 7–11.
+type SiteStages struct {
+	RateLimit     string         `yaml:"rate_limit"`     // class name; default "default"; "off" disables
+	MaxWebSockets int            `yaml:"max_websockets"` // whole site; 0 = no site-wide cap
+	WAF           *waf.Config    `yaml:"waf"`            // default: block, paranoia 1
+	CacheSize     units.ByteSize `yaml:"cache_size"`     // memory budget of the site's cache; default 64MiB
+}
+
+// RouteStages are a route's overrides for stages 8–11.
+type RouteStages struct {
+	RateLimit              string             `yaml:"rate_limit"`
+	MaxWebSockets          int                `yaml:"max_websockets"`
+	MaxWebSocketsPerClient int                `yaml:"max_websockets_per_client"`
+	WAF                    *waf.Config        `yaml:"waf"`
+	Cache                  *cache.RouteConfig `yaml:"cache"`
+}
+
+// RateLimitOff names no class: the site or route is not rate limited.
+const RateLimitOff = "off"
+
+func (c *Config) applyStageDefaults() {
+	classes := ratelimit.DefaultClasses()
+	for name, cl := range c.RateLimits {
+		classes[name] = cl
+	}
+	c.RateLimits = classes
+	c.State = c.State.WithDefaults()
+	c.Limits.Connections = c.Limits.Connections.WithDefaults()
+	for i := range c.Sites {
+		s := &c.Sites[i]
+		if s.RateLimit == "" {
+			s.RateLimit = "default"
+		}
+		if s.CacheSize == 0 {
+			s.CacheSize = 64 << 20
+		}
+	}
+}
+
+func (c *Config) validateStages(v *validator) {
+	if err := c.Stages.Config.Validate(); err != nil {
+		v.errf(p("trusted_proxies"), "%v", err)
+	}
+	for name, cl := range c.RateLimits {
+		if err := cl.Validate(); err != nil {
+			v.errf(p("rate_limits", name), "%v", err)
+		}
+	}
+	if err := c.State.Validate(); err != nil {
+		v.errf(p("state"), "%v", err)
+	}
+	if err := c.Limits.Connections.Validate(); err != nil {
+		v.errf(p("limits"), "%v", err)
+	}
+	class := func(path []any, name string) {
+		if _, ok := c.RateLimits[name]; !ok && name != RateLimitOff && name != "" {
+			v.errf(path, "unknown rate limit class %q; define it under rate_limits or use %q", name, RateLimitOff)
+		}
+	}
+	for i := range c.Sites {
+		s := &c.Sites[i]
+		class(p("sites", i, "rate_limit"), s.RateLimit)
+		if s.WAF != nil {
+			if err := s.WAF.Validate(); err != nil {
+				v.errf(p("sites", i, "waf"), "%v", err)
+			}
+		}
+		for j := range s.Routes {
+			r := &s.Routes[j]
+			class(p("sites", i, "routes", j, "rate_limit"), r.RateLimit)
+			if r.WAF != nil {
+				if err := r.WAF.Validate(); err != nil {
+					v.errf(p("sites", i, "routes", j, "waf"), "%v", err)
+				}
+			}
+			if r.Cache != nil {
+				if err := r.Cache.Validate(); err != nil {
+					v.errf(p("sites", i, "routes", j, "cache"), "%v", err)
+				}
+			}
+			if (r.MaxWebSockets > 0 || r.MaxWebSocketsPerClient > 0) && !r.WebSocket {
+				v.errf(p("sites", i, "routes", j), "max_websockets on a route without websocket: true has no effect")
+			}
+			if r.MaxWebSockets < 0 || r.MaxWebSocketsPerClient < 0 {
+				v.errf(p("sites", i, "routes", j), "WebSocket caps cannot be negative")
+			}
+		}
+	}
+}
+
+// WAFFor returns the effective WAF config of route j of site i: defaults,
+// then the site's keys, then the route's.
+func (c *Config) WAFFor(i, j int) waf.Config {
+	w := waf.Defaults()
+	w = w.Merge(c.Sites[i].WAF)
+	return w.Merge(c.Sites[i].Routes[j].WAF)
+}
+
+var _ = fmt.Sprintf
