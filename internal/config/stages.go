@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/rampart-proxy/rampart/internal/cache"
 	"github.com/rampart-proxy/rampart/internal/clientip"
@@ -32,6 +33,7 @@ type RouteStages struct {
 	RateLimit              string             `yaml:"rate_limit"`
 	MaxWebSockets          int                `yaml:"max_websockets"`
 	MaxWebSocketsPerClient int                `yaml:"max_websockets_per_client"`
+	WebSocketIdleTimeout   units.Duration     `yaml:"websocket_idle_timeout"` // default 10m
 	WAF                    *waf.Config        `yaml:"waf"`
 	Cache                  *cache.RouteConfig `yaml:"cache"`
 }
@@ -54,6 +56,11 @@ func (c *Config) applyStageDefaults() {
 		}
 		if s.CacheSize == 0 {
 			s.CacheSize = 64 << 20
+		}
+		for j := range s.Routes {
+			if s.Routes[j].WebSocket && s.Routes[j].WebSocketIdleTimeout == 0 {
+				s.Routes[j].WebSocketIdleTimeout = units.Duration(10 * time.Minute)
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/ratelimit"
 	"github.com/rampart-proxy/rampart/internal/waf"
+	"github.com/rampart-proxy/rampart/internal/wscap"
 )
 
 // stage wraps the rest of a route's chain.
@@ -42,7 +43,7 @@ func newBuilder(cfg *config.Config, shared *Shared) (*builder, error) {
 // that the config switches off for this route is nil and skipped.
 func (b *builder) routeChain(s *site, ri int, rt *routeEntry) (http.Handler, error) {
 	rc := rt.conf
-	var limit, firewall, edgeCache stage
+	var limit, firewall, edgeCache, sockets stage
 
 	class := s.conf.RateLimit
 	if rc.RateLimit != "" {
@@ -67,12 +68,21 @@ func (b *builder) routeChain(s *site, ri int, rt *routeEntry) (http.Handler, err
 		edgeCache = func(next http.Handler) (http.Handler, error) { return store.Handler(cc, next), nil }
 	}
 
+	if rc.WebSocket {
+		caps := b.shared.wsRoute(s.conf.Host, s.conf.MaxWebSockets, rt.desc, rc.MaxWebSockets, rc.MaxWebSocketsPerClient)
+		idle := rc.WebSocketIdleTimeout.D()
+		sockets = func(next http.Handler) (http.Handler, error) {
+			return caps.Handler(wscap.IdleTimeoutHandler(idle, next)), nil
+		}
+	}
+
 	identity := func(next http.Handler) (http.Handler, error) { return b.resolver.Handler(next), nil }
 	stages := []stage{
 		identity,  // 6. client identity
 		limit,     // 8. rate limit
 		firewall,  // 9. WAF
 		edgeCache, // 10. cache
+		sockets,   // 11. WebSocket caps and idle timeout
 	}
 	var h http.Handler = s.upstream // 11. proxy
 	for i := len(stages) - 1; i >= 0; i-- {

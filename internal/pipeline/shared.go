@@ -3,6 +3,7 @@ package pipeline
 import (
 	"github.com/rampart-proxy/rampart/internal/cache"
 	"github.com/rampart-proxy/rampart/internal/state"
+	"github.com/rampart-proxy/rampart/internal/wscap"
 )
 
 // Shared is what outlives a config reload: the state store (a reload must
@@ -11,6 +12,32 @@ import (
 type Shared struct {
 	Store  state.Store
 	Caches cache.Registry
+
+	// WebSocket counters: open sockets stay counted across reloads.
+	wsSites  map[string]*wscap.Site
+	wsRoutes map[string]*wscap.Route
+}
+
+// wsRoute returns the WebSocket caps of a route, updated to the new limits
+// and keeping the counts of sockets already open.
+func (sh *Shared) wsRoute(host string, siteMax int, route string, max, perClient int) *wscap.Route {
+	if sh.wsSites == nil {
+		sh.wsSites, sh.wsRoutes = map[string]*wscap.Site{}, map[string]*wscap.Route{}
+	}
+	site := sh.wsSites[host]
+	if site == nil {
+		site = wscap.NewSite(siteMax).Named(host)
+		sh.wsSites[host] = site
+	}
+	site.Update(siteMax)
+	key := host + " " + route
+	r := sh.wsRoutes[key]
+	if r == nil {
+		r = site.Route(max, perClient)
+		sh.wsRoutes[key] = r
+	}
+	r.Update(max, perClient)
+	return r
 }
 
 // cacheFor returns the cache of a site, keeping the one that served the

@@ -320,3 +320,24 @@ func poolFromFile(t *testing.T, path string) *x509.CertPool {
 	p.AppendCertsFromPEM(pem)
 	return p
 }
+
+// clientFrom is client() with a fixed loopback source address.
+func (e *env) clientFrom(ip string) *http.Client {
+	c := e.client()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, e.addr)
+	}
+	return c
+}
+
+// metrics returns the admin listener's /metrics text.
+func (e *env) metrics() string {
+	r, err := http.Get("http://" + e.srv.AdminAddr().String() + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// abuseConfig: a tight login class on one route, small WebSocket caps and
+// a per-client connection cap.
+const abuseConfig = `
+listen: "127.0.0.1:0"
+admin: {listen: "127.0.0.1:0"}
+log: {access: off, security: "{{DIR}}/security.log"}
+tls: {cert: "{{DIR}}/site.pem", key: "{{DIR}}/site-key.pem"}
+limits:
+  connections_per_client: 8
+  handshakes_per_client: 1000/s
+  read_header_timeout: 3s
+rate_limits:
+  login: {rate: 1/s, burst: 3}
+sites:
+  - host: app.test
+    upstream: {targets: ["{{UP}}"]}
+    max_websockets: 3
+    waf: {mode: "off"}
+    routes:
+      - prefix: /api/
+        methods: [GET, POST]
+      - exact: /api/login
+        methods: [POST]
+        rate_limit: login
+      - exact: /ws
+        websocket: true
+        max_websockets: 2
+        max_websockets_per_client: 2
+`
+
+func TestRateLimit_LoginRouteClassRefusesWith429AndRetryAfter(t *testing.T) {
+	e := start(t, abuseConfig)
+	c := e.client()
+	var codes []int
+	var retry string
+	for i := 0; i < 5; i++ {
+		resp, err := c.Post("https://app.test/api/login", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == 429 {
+			retry = resp.Header.Get("Retry-After")
+		}
+	}
+	if fmt.Sprint(codes) != "[200 200 200 429 429]" {
+		t.Fatalf("codes %v", codes)
+	}
+	if retry == "" || retry == "0" {
+		t.Fatalf("Retry-After %q", retry)
+	}
+	if e.up.hits.Load() != 3 {
+		t.Fatalf("upstream saw %d requests", e.up.hits.Load())
+	}
+	// Other routes of the site use the default class and still pass.
+	resp := e.get("/api/x")
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("default class: %d", resp.StatusCode)
+	}
+}
+
+// The per-client cap applies at accept: the extra connection is closed
+// before any TLS handshake.
+func TestConnectionCap_RefusesBeforeHandshake(t *testing.T) {
+	e := start(t, abuseConfig)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 8; i++ {
+		c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	raw, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := raw.Read(make([]byte, 1))
+	if n != 0 || err == nil {
+		t.Fatalf("the ninth connection was not closed at once: n=%d err=%v", n, err)
+	}
+	// Closing one frees a slot.
+	held[0].Close()
+	held = held[1:]
+	waitFor(t, "a free slot", func() bool {
+		c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+		if err != nil {
+			return false
+		}
+		held = append(held, c)
+		return true
+	})
+}
+
+func TestWebSocketCaps_RefuseOverCapAndCountersReturnToZero(t *testing.T) {
+	e := start(t, abuseConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dial := func() (*websocket.Conn, int) {
+		c, resp, err := websocket.Dial(ctx, "wss://app.test/ws", &websocket.DialOptions{HTTPClient: e.client()})
+		if err != nil {
+			if resp != nil {
+				return nil, resp.StatusCode
+			}
+			t.Fatal(err)
+		}
+		return c, 101
+	}
+	a, _ := dial()
+	b, _ := dial()
+	before := e.up.hits.Load()
+	if _, st := dial(); st != http.StatusServiceUnavailable {
+		t.Fatalf("third socket: %d, want 503", st)
+	}
+	if e.up.hits.Load() != before {
+		t.Fatal("refused upgrade reached the upstream")
+	}
+	a.Close(websocket.StatusNormalClosure, "")
+	b.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "counters back to zero", func() bool {
+		m := e.metrics()
+		return strings.Contains(m, `rampart_websockets_open{site="app.test"} 0`)
+	})
+	c, st := dial()
+	if st != 101 {
+		t.Fatalf("after close: %d", st)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+}
+
+// 1,000 slowloris connections (headers one byte at a time, from 20
+// addresses) and a 10x over-limit flood from one address leave a normal
+// client's success rate at 100%.
+func TestSlowlorisAndFlood_NormalClientStillServed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	e := start(t, strings.Replace(abuseConfig, "connections_per_client: 8", "connections_per_client: 64", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var opened atomic.Int64
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(10+i%20))}, Timeout: 2 * time.Second}
+			raw, err := d.DialContext(ctx, "tcp", e.addr)
+			if err != nil {
+				return
+			}
+			defer raw.Close()
+			c := tls.Client(raw, e.tlsConf("app.test"))
+			if c.HandshakeContext(ctx) != nil {
+				return
+			}
+			opened.Add(1)
+			for _, b := range []byte("GET /api/x HTTP/1.1\r\nHost: app.test\r\nX-Slow: ") {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}(i)
+	}
+	// The flood: one address at 10x the login class.
+	flood := e.clientFrom("127.0.0.3")
+	floodCodes := map[int]int{}
+	var fmu sync.Mutex
+	var fwg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		fwg.Add(1)
+		go func() {
+			defer fwg.Done()
+			for i := 0; i < 15; i++ {
+				resp, err := flood.Post("https://app.test/api/login", "text/plain", strings.NewReader("x"))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					fmu.Lock()
+					floodCodes[resp.StatusCode]++
+					fmu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second) // let the slowloris connections pile up
+	normal := e.client()
+	ok := 0
+	for i := 0; i < 20; i++ {
+		resp, err := normal.Get("https://app.test/api/normal")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ok++
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fwg.Wait()
+	cancel()
+	wg.Wait()
+	t.Logf("slowloris connections open: %d; flood answers: %v", opened.Load(), floodCodes)
+	if ok != 20 {
+		t.Fatalf("normal client served %d/20", ok)
+	}
+	if floodCodes[429] == 0 {
+		t.Fatalf("flood never limited: %v", floodCodes)
+	}
+	if opened.Load() < 500 {
+		t.Fatalf("only %d slowloris connections got through the handshake; the test did not load the server", opened.Load())
+	}
+}
