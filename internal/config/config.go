@@ -91,7 +91,8 @@ type Log struct {
 type Site struct {
 	Host       string         `yaml:"host"`
 	Aliases    []string       `yaml:"aliases"`
-	TLS        *SiteTLS       `yaml:"tls"` // certificate for this host, chosen by SNI
+	Ports      []int          `yaml:"ports"` // listener ports this site answers on; default all
+	TLS        *SiteTLS       `yaml:"tls"`   // certificate for this host, chosen by SNI
 	Upstream   Upstream       `yaml:"upstream"`
 	DenyStatus int            `yaml:"deny_status"` // unmatched paths; default 404
 	Deny       []Deny         `yaml:"deny"`

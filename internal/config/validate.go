@@ -217,6 +217,15 @@ func (c *Config) validateSite(v *validator, i int, hosts map[string]string) {
 		}
 		hosts[h] = keyString(key...)
 	}
+	for j, port := range s.Ports {
+		found := false
+		for _, a := range c.ListenAddrs() {
+			found = found || ListenPort(a) == strconv.Itoa(port)
+		}
+		if !found {
+			v.errf(p("sites", i, "ports", j), "port %d is not the port of any listener; add a listener for it or remove it", port)
+		}
+	}
 	if s.TLS != nil && (s.TLS.Cert == "" || s.TLS.Key == "") {
 		v.errf(p("sites", i, "tls"), "a site certificate needs both cert and key")
 	}

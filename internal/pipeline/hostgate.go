@@ -3,6 +3,8 @@ package pipeline
 import (
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rampart-proxy/rampart/internal/protoguard"
@@ -15,19 +17,25 @@ import (
 // were already matched against Host by the protocol guard.
 func (p *Pipeline) hostGate(r *http.Request, gc *protoguard.Conn) (*site, string) {
 	host := r.Host
+	lport := 0
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		lport = la.Port
+	}
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
 		port := host[i+1:]
 		host = host[:i]
-		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			if _, lport, err := net.SplitHostPort(la.String()); err == nil && lport != port {
-				return nil, "host-port-mismatch"
-			}
+		if n, err := strconv.Atoi(port); err != nil || (lport != 0 && n != lport) {
+			return nil, "host-port-mismatch"
 		}
 	}
 	host = lowerASCII(strings.TrimSuffix(host, "."))
 	s := p.sites[host]
 	if s == nil {
 		return nil, "unknown-host"
+	}
+	if len(s.conf.Ports) > 0 && lport != 0 && !slices.Contains(s.conf.Ports, lport) {
+		// Multi-port layouts select an upstream by (host, port).
+		return nil, "site-not-on-this-port"
 	}
 	if gc == nil {
 		return s, ""
