@@ -22,6 +22,7 @@ Usage:
   rampart serve -c FILE [--allow-root]   run the proxy (SIGHUP reloads, SIGTERM drains)
   rampart check -c FILE                  validate FILE; list every weakened default
   rampart demo [--listen ADDR]           run a sample app behind rampart (default https://localhost:8443)
+  rampart init --profile cisco-cc ...    write a complete config for a contact center (see README)
   rampart version                        print version, commit and dependency versions
 `
 
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "init":
+		return cmdInit(args[1:], stdout, stderr)
 	case "version", "--version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":
