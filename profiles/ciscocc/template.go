@@ -5,7 +5,7 @@ package ciscocc
 const profileTemplate = `# rampart config: cisco-cc profile
 # Agents on the internet reach Finesse, IdS, CUIC and LiveData through this
 # host; nothing else is exposed. Generated for {{.Agents}} concurrent agents.
-# Validate with `+"`rampart check -c FILE`"+`; it must report no warnings.
+# Validate with ` + "`rampart check -c FILE`" + `; it must report no warnings.
 #
 # Certificates this file expects (relative to this file):
 #   {{.CertDir}}/site.pem, {{.CertDir}}/site-key.pem   public certificate for all four names (chmod 600 the key)
