@@ -53,11 +53,11 @@ func ParseByteSize(s string) (ByteSize, error) {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a size such as 15MiB")
+		return lineError(n, fmt.Errorf("expected a size such as 15MiB"))
 	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return err
+		return lineError(n, err)
 	}
 	*b = v
 	return nil
@@ -83,11 +83,11 @@ type Duration time.Duration
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a duration such as 10s")
+		return lineError(n, fmt.Errorf("expected a duration such as 10s"))
 	}
 	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil || v < 0 {
-		return fmt.Errorf("invalid duration %q: write a number with a unit, e.g. 500ms, 10s, 30m, 24h", n.Value)
+		return lineError(n, fmt.Errorf("invalid duration %q: write a number with a unit, e.g. 500ms, 10s, 30m, 24h", n.Value))
 	}
 	*d = Duration(v)
 	return nil
@@ -129,11 +129,11 @@ func ParseRate(s string) (Rate, error) {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a rate such as 45/s")
+		return lineError(n, fmt.Errorf("expected a rate such as 45/s"))
 	}
 	v, err := ParseRate(n.Value)
 	if err != nil {
-		return err
+		return lineError(n, err)
 	}
 	*r = v
 	return nil
@@ -163,4 +163,12 @@ func (r Rate) String() string {
 		unit = "h"
 	}
 	return fmt.Sprintf("%d/%s", r.Count, unit)
+}
+
+// lineError reports err as a YAML type error at the line of n. A plain error
+// from an UnmarshalYAML method aborts decoding and loses the position; a
+// *yaml.TypeError keeps it ("line 12: invalid size ...") and lets the decoder
+// go on to report the file's other problems too.
+func lineError(n *yaml.Node, err error) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 }
