@@ -11,6 +11,12 @@ import (
 // shard is two allocations however many entries it holds, and a lookup of
 // an existing key allocates nothing.
 //
+// The index of a shard is an open-addressing table with linear probing and
+// backward-shift deletion rather than a Go map: a table that is always
+// full and always evicting deletes as often as it inserts, and deletion
+// without tombstones keeps lookups of unknown keys (every new client in a
+// flood) as short as in a fresh table.
+//
 // Keys are hashed with a per-process random seed; two keys that collide
 // (about one chance in 10^10 with 100k entries) would share an entry,
 // which is harmless for counters and buckets. Bans keep their full key in
@@ -23,7 +29,8 @@ type table[V any] struct {
 
 type shard[V any] struct {
 	mu    sync.Mutex
-	idx   map[uint64]int32
+	slots []uint64 // see slotOf; len is a power of two
+	count int
 	nodes []node[V]
 	head  int32 // most recently used, -1 when empty
 	tail  int32 // least recently used, -1 when empty
@@ -39,7 +46,10 @@ type node[V any] struct {
 	val        V
 }
 
-const nilNode = -1
+const (
+	nilNode  = -1
+	minSlots = 16
+)
 
 // newTable returns a table holding at most maxEntries entries in total.
 func newTable[V any](maxEntries int) *table[V] {
@@ -54,7 +64,7 @@ func newTable[V any](maxEntries int) *table[V] {
 	per := maxEntries / n
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.idx = make(map[uint64]int32)
+		s.slots = make([]uint64, minSlots)
 		s.head, s.tail, s.free = nilNode, nilNode, nilNode
 		s.limit = per
 	}
@@ -71,17 +81,108 @@ func (t *table[V]) len() int {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += len(s.idx)
+		n += s.count
 		s.mu.Unlock()
 	}
 	return n
 }
 
+// A slot holds the upper 32 bits of an entry's hash (which also choose its
+// home position) and its node index + 1, so that probing compares slots
+// without touching the nodes; 0 is an empty slot.
+func slotOf(h uint64, i int32) uint64 { return h&^0xFFFFFFFF | uint64(uint32(i+1)) }
+
+func slotHome(v, mask uint64) uint64 { return (v >> 32) & mask }
+
+// find returns the node index of h, or nilNode. The caller holds s.mu.
+func (s *shard[V]) find(h uint64) int32 {
+	mask := uint64(len(s.slots) - 1)
+	tag := h >> 32
+	for p := tag & mask; ; p = (p + 1) & mask {
+		v := s.slots[p]
+		if v == 0 {
+			return nilNode
+		}
+		if v>>32 == tag {
+			if i := int32(uint32(v)) - 1; s.nodes[i].hash == h {
+				return i
+			}
+		}
+	}
+}
+
+// index records node i under its hash. The caller holds s.mu and has
+// checked that the hash is absent.
+func (s *shard[V]) index(i int32) {
+	if 2*(s.count+1) > len(s.slots) {
+		s.grow()
+	}
+	mask := uint64(len(s.slots) - 1)
+	v := slotOf(s.nodes[i].hash, i)
+	p := slotHome(v, mask)
+	for s.slots[p] != 0 {
+		p = (p + 1) & mask
+	}
+	s.slots[p] = v
+	s.count++
+}
+
+// grow doubles the index, keeping the load factor at most one half.
+func (s *shard[V]) grow() {
+	old := s.slots
+	s.slots = make([]uint64, 2*len(old))
+	mask := uint64(len(s.slots) - 1)
+	for _, v := range old {
+		if v == 0 {
+			continue
+		}
+		p := slotHome(v, mask)
+		for s.slots[p] != 0 {
+			p = (p + 1) & mask
+		}
+		s.slots[p] = v
+	}
+}
+
+// unindex removes node i (whose hash is h) from the index, shifting back
+// the entries that follow it in its probe run so that no tombstone is left.
+func (s *shard[V]) unindex(h uint64, i int32) {
+	mask := uint64(len(s.slots) - 1)
+	want := slotOf(h, i)
+	p := slotHome(want, mask)
+	for {
+		v := s.slots[p]
+		if v == 0 {
+			return
+		}
+		if v == want {
+			break
+		}
+		p = (p + 1) & mask
+	}
+	s.count--
+	hole := p
+	for q := (hole + 1) & mask; ; q = (q + 1) & mask {
+		v := s.slots[q]
+		if v == 0 {
+			break
+		}
+		home := slotHome(v, mask)
+		// The entry at q may move into the hole unless its home lies
+		// cyclically in (hole, q].
+		if (q > hole && (home <= hole || home > q)) || (q < hole && home <= hole && home > q) {
+			s.slots[hole] = v
+			hole = q
+		}
+	}
+	s.slots[hole] = 0
+}
+
 // get returns the node of h, marking it most recently used, or nil.
 // The caller holds s.mu.
 func (s *shard[V]) get(h uint64) *node[V] {
-	i, ok := s.idx[h]
-	if !ok {
+	i := s.find(h)
+	if i == nilNode {
 		return nil
 	}
 	s.moveToFront(i)
@@ -93,7 +194,7 @@ func (s *shard[V]) get(h uint64) *node[V] {
 // the last few) if the shard is full. The caller holds s.mu and has
 // checked that h is absent.
 func (s *shard[V]) insert(h uint64, evictable func(*V) bool) *node[V] {
-	if len(s.idx) >= s.limit {
+	if s.count >= s.limit {
 		victim := s.tail
 		if evictable != nil {
 			for i, n := s.tail, 0; i != nilNode && n < 8; i, n = s.nodes[i].prev, n+1 {
@@ -121,17 +222,18 @@ func (s *shard[V]) insert(h uint64, evictable func(*V) bool) *node[V] {
 	if s.tail == nilNode {
 		s.tail = i
 	}
-	s.idx[h] = i
+	s.index(i)
 	return &s.nodes[i]
 }
 
 // delete removes h if present. The caller holds s.mu.
 func (s *shard[V]) delete(h uint64) bool {
-	i, ok := s.idx[h]
-	if ok {
-		s.remove(i)
+	i := s.find(h)
+	if i == nilNode {
+		return false
 	}
-	return ok
+	s.remove(i)
+	return true
 }
 
 func (s *shard[V]) unlink(i int32) {
@@ -164,7 +266,7 @@ func (s *shard[V]) moveToFront(i int32) {
 
 func (s *shard[V]) remove(i int32) {
 	s.unlink(i)
-	delete(s.idx, s.nodes[i].hash)
+	s.unindex(s.nodes[i].hash, i)
 	s.nodes[i] = node[V]{next: s.free} // drop references held by the value
 	s.free = i
 }

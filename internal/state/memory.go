@@ -227,8 +227,8 @@ func (m *Memory) Banned(_ context.Context, key string) (Ban, bool, error) {
 	s := m.bans.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := s.idx[h]
-	if !ok {
+	i := s.find(h)
+	if i == nilNode {
 		return Ban{}, false, nil
 	}
 	n := &s.nodes[i]
@@ -250,8 +250,8 @@ func (m *Memory) Unban(_ context.Context, key string) (bool, error) {
 	s := m.bans.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := s.idx[h]
-	if !ok || s.nodes[i].val.Key != key {
+	i := s.find(h)
+	if i == nilNode || s.nodes[i].val.Key != key {
 		return false, nil
 	}
 	alive := s.nodes[i].exp == 0 || s.nodes[i].exp > now

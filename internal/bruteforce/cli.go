@@ -1,0 +1,178 @@
+package bruteforce
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const cliUsage = `usage:
+  rampart bans list
+  rampart bans add IP|KEY DURATION [REASON...]    e.g. add 203.0.113.7 1h scanning
+  rampart bans remove IP|KEY
+
+KEY is ip:<addr> or user:<site>:<name>; DURATION is 30m, 1h, 24h, ...
+`
+
+// RunCLI runs `rampart bans ARGS...` against the admin API at adminURL
+// (e.g. http://127.0.0.1:9901) and returns the exit status: 0 done,
+// 1 failed, 2 usage error. args are the words after "bans" (a leading
+// "bans" is accepted too).
+func RunCLI(args []string, adminURL string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bans" {
+		args = args[1:]
+	}
+	usage := func(msg string) int {
+		if msg != "" {
+			fmt.Fprintln(stderr, "rampart bans: "+msg)
+		}
+		fmt.Fprint(stderr, cliUsage)
+		return 2
+	}
+	if len(args) == 0 {
+		return usage("")
+	}
+	if adminURL == "" {
+		fmt.Fprintln(stderr, "rampart bans: no admin API address")
+		return 1
+	}
+	c := &cliClient{base: strings.TrimRight(adminURL, "/"), http: &http.Client{Timeout: 10 * time.Second}}
+	var err error
+	switch args[0] {
+	case "list", "ls":
+		if len(args) != 1 {
+			return usage("list takes no arguments")
+		}
+		err = c.list(stdout)
+	case "add":
+		if len(args) < 3 {
+			return usage("add needs an address (or key) and a duration")
+		}
+		err = c.add(stdout, args[1], args[2], strings.Join(args[3:], " "))
+	case "remove", "rm", "delete":
+		if len(args) != 2 {
+			return usage("remove needs one address (or key)")
+		}
+		err = c.remove(stdout, args[1])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, cliUsage)
+		return 0
+	default:
+		return usage(fmt.Sprintf("unknown command %q", args[0]))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rampart bans: "+err.Error())
+		return 1
+	}
+	return 0
+}
+
+type cliClient struct {
+	base string
+	http *http.Client
+}
+
+// do sends a request and decodes a JSON answer into out; a non-2xx answer
+// becomes an error carrying the API's message.
+func (c *cliClient) do(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin API answered %s", resp.Status)
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func (c *cliClient) list(stdout io.Writer) error {
+	var bans []BanView
+	if err := c.do(http.MethodGet, "/bans", nil, &bans); err != nil {
+		return err
+	}
+	if len(bans) == 0 {
+		fmt.Fprintln(stdout, "no bans")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tUNTIL\tREMAINING\tMANUAL\tREASON")
+	for _, b := range bans {
+		until, remaining := "never", "-"
+		if b.Until != nil {
+			until, remaining = b.Until.Format(time.RFC3339), b.Remaining
+		}
+		manual := "no"
+		if b.Manual {
+			manual = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Key, until, remaining, manual, b.Reason)
+	}
+	return tw.Flush()
+}
+
+func (c *cliClient) add(stdout io.Writer, target, duration, reason string) error {
+	req := BanRequest{Duration: duration, Reason: reason}
+	if strings.HasPrefix(target, "ip:") || strings.HasPrefix(target, "user:") {
+		req.Key = target
+	} else {
+		req.IP = target
+	}
+	var b BanView
+	if err := c.do(http.MethodPost, "/bans", req, &b); err != nil {
+		return err
+	}
+	until := "further notice"
+	if b.Until != nil {
+		until = b.Until.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "banned %s until %s\n", b.Key, until)
+	return nil
+}
+
+func (c *cliClient) remove(stdout io.Writer, target string) error {
+	key, err := NormalizeKey(target)
+	if err != nil {
+		return err
+	}
+	if err := c.do(http.MethodDelete, "/bans/"+url.PathEscape(key), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "lifted ban on %s\n", key)
+	return nil
+}
