@@ -50,6 +50,12 @@ func directives(cfg Config, before, extra string) string {
 	// The handler enforces the limit itself (413 or partial) before the body
 	// reaches Coraza; Coraza never sees more than the limit.
 	line("SecRequestBodyLimitAction ProcessPartial")
+	// The base sets the anomaly-scoring default (log, pass) for the request
+	// phases only; the response rules and the correlation summary (980170)
+	// need it too.
+	line(`SecDefaultAction "phase:3,log,auditlog,pass"`)
+	line(`SecDefaultAction "phase:4,log,auditlog,pass"`)
+	line(`SecDefaultAction "phase:5,log,auditlog,pass"`)
 	if *cfg.ResponseInspection {
 		line("SecResponseBodyAccess On")
 		line("SecResponseBodyLimit %d", limit)

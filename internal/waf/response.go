@@ -15,7 +15,9 @@ import (
 // responseInspector runs CRS's response phases (data leakage rules, 95x)
 // when response_inspection is on. It holds the status and up to body_limit
 // bytes of the body of a response whose Content-Type Coraza inspects, then
-// lets the rules decide: a refused response is replaced by the generic 403
+// lets the rules decide: the header phase runs at the first write (so that
+// a missing Content-Type can be sniffed as net/http will), the body phase
+// once the body is complete. A refused response is replaced by the generic 403
 // before any byte of it reaches the client. A longer body, or a Flush from
 // the upstream handler, ends buffering: what is held is inspected and sent,
 // the rest streams uninspected. Responses of other types stream through
@@ -30,6 +32,7 @@ type responseInspector struct {
 
 	status      int
 	wroteHeader bool // the handler has sent its status
+	started     bool // the response header phase has run
 	streaming   bool // decided: writes go straight through
 	refused     bool // decided: the response was replaced, writes are dropped
 	hijacked    bool
@@ -58,19 +61,31 @@ func (ri *responseInspector) WriteHeader(code int) {
 	}
 	ri.wroteHeader = true
 	ri.status = code
-	start := time.Now()
-	defer func() { ri.spent += time.Since(start) }()
+}
 
-	for k, vs := range ri.rw.Header() {
+// start runs the response header phase once the first bytes of the body (or
+// its absence) are known: like net/http, a response without a Content-Type
+// gets the one sniffed from its first bytes, and the rules see that type.
+func (ri *responseInspector) start(first []byte) {
+	ri.started = true
+	begin := time.Now()
+	defer func() { ri.spent += time.Since(begin) }()
+
+	h := ri.rw.Header()
+	for k, vs := range h {
 		for _, v := range vs {
 			ri.tx.AddResponseHeader(k, v)
 		}
 	}
-	if it := ri.tx.ProcessResponseHeaders(code, ri.r.Proto); it != nil {
+	if _, set := h["Content-Type"]; !set && len(first) > 0 {
+		ri.tx.AddResponseHeader("Content-Type", http.DetectContentType(first))
+	}
+	if it := ri.tx.ProcessResponseHeaders(ri.status, ri.r.Proto); it != nil {
 		ri.refuse()
 		return
 	}
 	ri.noteDetection()
+	code := ri.status
 	if code == http.StatusSwitchingProtocols || ri.r.Method == http.MethodHead ||
 		code == http.StatusNoContent || code == http.StatusNotModified ||
 		!ri.tx.IsResponseBodyProcessable() {
@@ -82,6 +97,9 @@ func (ri *responseInspector) WriteHeader(code int) {
 func (ri *responseInspector) Write(p []byte) (int, error) {
 	if !ri.wroteHeader {
 		ri.WriteHeader(http.StatusOK)
+	}
+	if !ri.started && !ri.refused && !ri.hijacked {
+		ri.start(p)
 	}
 	switch {
 	case ri.refused || ri.hijacked:
@@ -103,6 +121,9 @@ func (ri *responseInspector) Flush() {
 	}
 	if !ri.wroteHeader {
 		ri.WriteHeader(http.StatusOK)
+	}
+	if !ri.started {
+		ri.start(nil)
 	}
 	if !ri.streaming && !ri.refused {
 		ri.decide()
@@ -129,6 +150,9 @@ func (ri *responseInspector) finish() bool {
 	}
 	if !ri.wroteHeader {
 		ri.WriteHeader(http.StatusOK)
+	}
+	if !ri.started && !ri.refused {
+		ri.start(nil)
 	}
 	if !ri.streaming && !ri.refused {
 		ri.decide()
