@@ -111,7 +111,9 @@ func (g *Guard) refuseIfBanned(ctx context.Context, w http.ResponseWriter, r *ht
 	b, banned, err := g.store.Banned(ctx, key)
 	if err != nil {
 		if ctx.Err() != nil {
-			return true // the client is gone; nobody to answer
+			// The client went away while we asked; not a security event.
+			observe.WriteError(w, r, http.StatusServiceUnavailable)
+			return true
 		}
 		observe.Refuse(w, r, http.StatusServiceUnavailable, Stage, "store-unavailable", slog.String("error", err.Error()))
 		return true

@@ -115,7 +115,6 @@ type syslogSender struct {
 	hostname         string
 	procID           string
 	inflight         chan struct{}
-	sent             func(error) // test hook, may be nil
 }
 
 func newSyslogSender(c SyslogConfig) *syslogSender {
@@ -138,12 +137,8 @@ func (s *syslogSender) notify(msgID string, params []sdParam, msg string) {
 	}
 	go func() {
 		defer func() { <-s.inflight }()
-		err := s.write(line)
-		if err != nil {
+		if err := s.write(line); err != nil {
 			syslogErrors.Inc()
-		}
-		if s.sent != nil {
-			s.sent(err)
 		}
 	}()
 }

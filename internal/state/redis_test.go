@@ -267,3 +267,17 @@ func TestRedis_CallerCancellationIsNotAnOutage(t *testing.T) {
 		t.Fatal("a caller giving up marked redis down")
 	}
 }
+
+// BenchmarkRedis_Allow is one token-bucket script call over loopback.
+func BenchmarkRedis_Allow(b *testing.B) {
+	srv := statetest.StartRedis(b)
+	r := NewRedis(RedisOptions{Address: srv.Addr})
+	defer r.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := r.Allow(ctx, "rl:default:192.0.2.1", 1e6, 1e6); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
