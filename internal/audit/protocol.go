@@ -1,0 +1,109 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+)
+
+func (a *auditor) runProtocol(ctx context.Context) {
+	a.http2(ctx)
+
+	// HTTP/1.0: a proxy that speaks it has fewer framing guarantees
+	// (no chunked, keep-alive by header) and no mandatory Host.
+	r := a.once(ctx, a.t.sni, "GET", "GET / HTTP/1.0\r\nHost: "+a.t.hostHdr+"\r\nUser-Agent: "+userAgent+"\r\n\r\n")
+	switch {
+	case r.Skipped:
+		a.add(CatProtocol, "protocol.http10", Skip, budgetMsg, a.t.maxReq)
+	case r.is2xx():
+		a.add(CatProtocol, "protocol.http10", Fail, "GET / HTTP/1.0 → %s: HTTP/1.0 accepted", r.long())
+	default:
+		a.add(CatProtocol, "protocol.http10", Pass, "GET / HTTP/1.0 → %s", r)
+	}
+
+	a.plainHTTP(ctx)
+
+	r = a.do(ctx, "TRACE", a.req("TRACE", "/", "X-Audit-Trace: "+randToken()))
+	switch {
+	case r.Skipped:
+		a.add(CatProtocol, "protocol.trace", Skip, budgetMsg, a.t.maxReq)
+	case r.is2xx():
+		a.add(CatProtocol, "protocol.trace", Fail, "TRACE / → %s: TRACE answered (cross-site tracing, header echo)", r.long())
+	default:
+		a.add(CatProtocol, "protocol.trace", Pass, "TRACE / → %s", r)
+	}
+
+	r = a.do(ctx, "OPTIONS", a.req("OPTIONS", "/"))
+	switch {
+	case r.Skipped:
+		a.add(CatProtocol, "protocol.options", Skip, budgetMsg, a.t.maxReq)
+	case r.is2xx():
+		allow := r.Header.Get("Allow")
+		if allow == "" {
+			allow = "no Allow header"
+		}
+		a.add(CatProtocol, "protocol.options", Warn, "OPTIONS / → %d (%s): methods the site does not need should be refused", r.Status, clip(allow, 100))
+	default:
+		a.add(CatProtocol, "protocol.options", Pass, "OPTIONS / → %s", r)
+	}
+
+	r = a.do(ctx, "FOO", a.req("FOO", "/"))
+	switch {
+	case r.Skipped:
+		a.add(CatProtocol, "protocol.unknown-method", Skip, budgetMsg, a.t.maxReq)
+	case r.is2xx():
+		a.add(CatProtocol, "protocol.unknown-method", Warn, "FOO / → %s: unknown method answered as a page", r.long())
+	default:
+		a.add(CatProtocol, "protocol.unknown-method", Pass, "FOO / → %s", r)
+	}
+}
+
+// http2 offers h2 and http/1.1 by ALPN.
+func (a *auditor) http2(ctx context.Context) {
+	const id = "protocol.http2"
+	conf := a.httpTLS(a.t.sni)
+	conf.NextProtos = []string{"h2", "http/1.1"}
+	st, err, unreachable := a.handshake(ctx, conf)
+	switch {
+	case err == errBudget:
+		a.add(CatProtocol, id, Skip, budgetMsg, a.t.maxReq)
+	case unreachable:
+		a.add(CatProtocol, id, Skip, "no answer: %s", clip(err.Error(), 120))
+	case err != nil:
+		a.add(CatProtocol, id, Pass, "ALPN [h2 http/1.1] offered: handshake %s", refusalText(err))
+	case st.NegotiatedProtocol == "h2":
+		a.add(CatProtocol, id, Fail, "ALPN [h2 http/1.1] offered: server chose h2 (a second parser and framing in front of the upstream)")
+	case st.NegotiatedProtocol == "":
+		a.add(CatProtocol, id, Pass, "ALPN [h2 http/1.1] offered: server chose no protocol (HTTP/1.1)")
+	default:
+		a.add(CatProtocol, id, Pass, "ALPN [h2 http/1.1] offered: server chose %s", st.NegotiatedProtocol)
+	}
+}
+
+// plainHTTP sends a cleartext request to the TLS port.
+func (a *auditor) plainHTTP(ctx context.Context) {
+	const id = "protocol.plain-http"
+	got, err := a.onceTCP(ctx, "GET / HTTP/1.1\r\nHost: "+a.t.hostHdr+"\r\nUser-Agent: "+userAgent+"\r\nConnection: close\r\n\r\n")
+	switch {
+	case err == errBudget:
+		a.add(CatProtocol, id, Skip, budgetMsg, a.t.maxReq)
+	case bytes.HasPrefix(got, []byte("HTTP/")):
+		line, _, _ := strings.Cut(string(got), "\r\n")
+		a.add(CatProtocol, id, Fail, "cleartext GET / on the TLS port answered: %q", clip(line, 80))
+	case len(got) > 0 && got[0] == 0x15:
+		a.add(CatProtocol, id, Pass, "cleartext GET / on the TLS port: TLS alert, no page")
+	case len(got) > 0:
+		a.add(CatProtocol, id, Pass, "cleartext GET / on the TLS port: %d non-HTTP bytes, no page", len(got))
+	case err != nil && isTimeout(err):
+		a.add(CatProtocol, id, Pass, "cleartext GET / on the TLS port: no answer within %v", a.t.timeout)
+	default:
+		a.add(CatProtocol, id, Pass, "cleartext GET / on the TLS port: connection closed, no page")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
