@@ -1,0 +1,569 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/pipeline"
+	"github.com/rampart-proxy/rampart/internal/sandbox"
+	"github.com/rampart-proxy/rampart/internal/selfsigned"
+	"github.com/rampart-proxy/rampart/internal/state"
+	"github.com/rampart-proxy/rampart/internal/tlspolicy"
+)
+
+// The sandbox applies to the whole process, irreversibly: every test that
+// enforces it re-executes this test binary with helperEnv set, and TestMain
+// runs the helper instead of the tests.
+const helperEnv = "RAMPART_SANDBOX_HELPER"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(helperEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "landlock":
+		landlockHelper()
+	case "drop":
+		dropHelper()
+	default:
+		fmt.Fprintf(os.Stderr, "unknown helper %q\n", os.Getenv(helperEnv))
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+// result is what a helper found out: "ok" or the error.
+type result map[string]string
+
+func (r result) set(name string, err error) {
+	if err == nil {
+		r[name] = "ok"
+	} else {
+		r[name] = err.Error()
+	}
+}
+
+func denied(s string) bool {
+	return strings.Contains(s, "permission denied") || strings.Contains(s, "operation not permitted")
+}
+
+func emit(v any) {
+	b, _ := json.Marshal(v)
+	os.Stdout.Write(append(b, '\n'))
+}
+
+func fatal(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(3)
+}
+
+func env(name string) string { return os.Getenv("SBX_" + name) }
+
+// landlockHelper plays a rampart server: it loads the config, reads the keys
+// and binds the listener, enters the sandbox, then probes what it can reach.
+// On a line on stdin it reloads and reports again.
+func landlockHelper() {
+	cfg, err := config.Load(env("CONFIG"))
+	if err != nil {
+		fatal("load: %v", err)
+	}
+	if _, err := tlspolicy.Build(cfg); err != nil {
+		fatal("tls: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fatal("listen: %v", err)
+	}
+	defer ln.Close()
+	logf, err := observe.OpenLog(cfg.Log.Access)
+	if err != nil {
+		fatal("log: %v", err)
+	}
+	st, err := sandbox.Apply(cfg, sandbox.Options{})
+	if err != nil {
+		fatal("apply: %v", err)
+	}
+	r := result{}
+	_, err = os.ReadFile(env("CONFIG"))
+	r.set("read config", err)
+	_, err = os.ReadFile(env("SECRET"))
+	r.set("read secret", err)
+	_, err = os.ReadFile("/etc/shadow")
+	r.set("read /etc/shadow", err)
+	_, err = os.ReadFile("/etc/hosts")
+	r.set("read /etc/hosts", err)
+	_, err = x509.SystemCertPool()
+	r.set("system roots", err)
+	_, err = time.LoadLocation("Europe/Berlin")
+	r.set("time zone", err)
+	err = os.WriteFile(filepath.Join(filepath.Dir(env("CONFIG")), "dropped"), []byte("x"), 0o600)
+	r.set("write config dir", err)
+	_, err = logf.Write([]byte("{}\n"))
+	r.set("write open log", err)
+	err = os.WriteFile(filepath.Join(filepath.Dir(cfg.Log.Access), "new.log"), []byte("x"), 0o600)
+	r.set("create in log dir", err)
+	err = os.WriteFile(filepath.Join(filepath.Dir(env("SECRET")), "planted"), []byte("x"), 0o600)
+	r.set("write outside", err)
+	err = exec.Command("/bin/true").Run()
+	r.set("exec", err)
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+env("UP"), 2*time.Second)
+	if err == nil {
+		c.Close()
+	}
+	r.set("dial upstream", err)
+	c, err = net.DialTimeout("tcp", "127.0.0.1:"+env("OTHER"), 2*time.Second)
+	if err == nil {
+		c.Close()
+	}
+	r.set("dial other", err)
+	// Plain TCP: Landlock does not cover Multipath TCP, which net.Listen
+	// uses by default since Go 1.24 (see README: the firewall and
+	// SocketBindDeny= cover it).
+	var plain net.ListenConfig
+	plain.SetMultipathTCP(false)
+	l2, err := plain.Listen(context.Background(), "tcp", "127.0.0.1:"+env("OTHER_BIND"))
+	if err == nil {
+		l2.Close()
+	}
+	r.set("bind unlisted", err)
+	l3, err := plain.Listen(context.Background(), "tcp", cfg.Admin.Listen)
+	if err == nil {
+		l3.Close()
+	}
+	r.set("bind admin", err)
+	_, err = observe.Registry.Gather()
+	r.set("metrics", err)
+	emit(map[string]any{"phase": "sandboxed", "status": st, "results": r})
+
+	// Reload, as SIGHUP does: the operator has replaced the certificate
+	// and the config by rename in the meantime.
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fatal("stdin: %v", err)
+	}
+	r = result{}
+	cfg2, err := config.Load(env("CONFIG"))
+	r.set("reload config", err)
+	if err == nil {
+		r["sha256"] = cfg2.SHA256
+		tc, err := tlspolicy.Build(cfg2)
+		r.set("reload tls", err)
+		if err == nil {
+			cert, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "app.test"})
+			if err == nil {
+				leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+				r["serial"] = leaf.SerialNumber.String()
+			}
+		}
+		p, err := pipeline.Build(context.Background(), cfg2, &pipeline.Shared{Store: state.NewMemory(state.MemoryOptions{})})
+		r.set("reload pipeline", err)
+		if err == nil {
+			p.Close()
+		}
+	}
+	emit(map[string]any{"phase": "reloaded", "results": r})
+}
+
+func dropHelper() {
+	r := result{}
+	err := sandbox.DropPrivileges(env("USER"), env("GROUP"))
+	r.set("drop", err)
+	r["uid"] = strconv.Itoa(os.Getuid())
+	r["euid"] = strconv.Itoa(os.Geteuid())
+	r["gid"] = strconv.Itoa(os.Getgid())
+	gs, _ := os.Getgroups()
+	r["groups"] = fmt.Sprint(gs)
+	_, err = os.ReadFile(env("ROOT_ONLY"))
+	r.set("read root-only", err)
+	_, err = os.ReadFile(env("PUBLIC"))
+	r.set("read public", err)
+	r.set("setuid 0", syscall.Setuid(0))
+	// Every thread switched, not just this one: a fresh goroutine on
+	// another OS thread sees the same ids.
+	done := make(chan string)
+	for range 4 {
+		go func() { done <- fmt.Sprint(syscall.Getuid(), syscall.Geteuid()) }()
+	}
+	for range 4 {
+		if ids := <-done; ids != r["uid"]+" "+r["euid"] {
+			r["threads"] = "thread with ids " + ids
+		}
+	}
+	emit(r)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return portOf(l.Addr())
+}
+
+func portOf(a net.Addr) string { return strconv.Itoa(a.(*net.TCPAddr).Port) }
+
+// acceptor is a listener that accepts and closes until the test ends.
+func acceptor(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return portOf(l.Addr())
+}
+
+type layout struct {
+	root, etc, certs, logs, secret, tmp, config string
+	ca                                          *selfsigned.CA
+}
+
+func newLayout(t *testing.T) *layout {
+	t.Helper()
+	root := t.TempDir()
+	l := &layout{
+		root:   root,
+		etc:    filepath.Join(root, "etc", "rampart"),
+		logs:   filepath.Join(root, "log", "rampart"),
+		secret: filepath.Join(root, "secret"),
+		tmp:    filepath.Join(root, "tmp"),
+	}
+	l.certs = filepath.Join(l.etc, "certs")
+	l.config = filepath.Join(l.etc, "rampart.yaml")
+	for _, d := range []string{l.certs, l.logs, l.secret, l.tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if l.ca, err = selfsigned.NewCA("sandbox test CA"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.secret, "shadow"), []byte("root:$6$secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// writeCert writes a fresh certificate by rename, as certbot or an
+// operator's deployment would, and returns its serial number.
+func (l *layout) writeCert(t *testing.T) string {
+	t.Helper()
+	certPEM, keyPEM, err := l.ca.Leaf("app.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace(t, filepath.Join(l.certs, "site.pem"), certPEM, 0o644)
+	replace(t, filepath.Join(l.certs, "site-key.pem"), keyPEM, 0o600)
+	b, _ := pem.Decode(certPEM)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber.String()
+}
+
+func replace(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func requireLandlock(t *testing.T) {
+	t.Helper()
+	if sandbox.ABI() < 1 {
+		if os.Getenv("RAMPART_REQUIRE_LANDLOCK") == "1" {
+			t.Fatal("the kernel has no Landlock and RAMPART_REQUIRE_LANDLOCK=1")
+		}
+		t.Skip("the kernel has no Landlock: nothing to enforce")
+	}
+}
+
+func helper(t *testing.T, mode string, vars map[string]string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, "SBX_"+k+"="+v)
+	}
+	return cmd
+}
+
+func TestLandlock_ConfinesFilesAndPorts_AndReloadStillWorks(t *testing.T) {
+	requireLandlock(t)
+	l := newLayout(t)
+	oldSerial := l.writeCert(t)
+	up, other := acceptor(t), acceptor(t)
+	listen, admin, otherBind := freePort(t), freePort(t), freePort(t)
+	cfgText := fmt.Sprintf(`listen: "127.0.0.1:%s"
+admin: {listen: "127.0.0.1:%s"}
+tls: {cert: certs/site.pem, key: certs/site-key.pem}
+log: {access: %s, security: stderr}
+sites:
+  - host: app.test
+    upstream: {targets: ["http://127.0.0.1:%s"]}
+    routes: [{prefix: /}]
+`, listen, admin, filepath.Join(l.logs, "access.log"), up)
+	replace(t, l.config, []byte(cfgText), 0o644)
+
+	cmd := helper(t, "landlock", map[string]string{
+		"CONFIG": l.config, "SECRET": filepath.Join(l.secret, "shadow"),
+		"UP": up, "OTHER": other, "OTHER_BIND": otherBind,
+	})
+	// The temp dir is read-write under the sandbox: it must not be the
+	// one holding the secret.
+	cmd.Env = append(cmd.Env, "TMPDIR="+l.tmp)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	lines.Buffer(nil, 1<<20)
+	next := func() map[string]json.RawMessage {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("helper ended early: %v\n%s", lines.Err(), stderr.String())
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(lines.Bytes(), &m); err != nil {
+			t.Fatalf("helper output %q: %v", lines.Text(), err)
+		}
+		return m
+	}
+
+	first := next()
+	var st sandbox.Status
+	var r result
+	must(t, json.Unmarshal(first["status"], &st))
+	must(t, json.Unmarshal(first["results"], &r))
+	t.Logf("status: %s", st)
+	if !st.Enabled || !st.FS || st.ABI != min(sandbox.ABI(), 11) {
+		t.Fatalf("status %+v: want enabled, fs rules, ABI %d", st, min(sandbox.ABI(), 11))
+	}
+	allowed := []string{"read config", "read /etc/hosts", "system roots", "time zone", "write open log", "create in log dir", "dial upstream", "bind admin", "metrics"}
+	refused := []string{"read secret", "read /etc/shadow", "write config dir", "write outside", "exec"}
+	if sandbox.ABI() >= 4 {
+		if !st.Net {
+			t.Errorf("kernel ABI %d but net rules not enforced", sandbox.ABI())
+		}
+		refused = append(refused, "dial other", "bind unlisted")
+	} else {
+		t.Logf("kernel Landlock ABI %d has no TCP rules; port checks skipped", sandbox.ABI())
+	}
+	for _, k := range allowed {
+		if r[k] != "ok" {
+			t.Errorf("%s: %s, want allowed", k, r[k])
+		}
+	}
+	for _, k := range refused {
+		if !denied(r[k]) {
+			t.Errorf("%s: %q, want permission denied", k, r[k])
+		}
+	}
+
+	// Replace the certificate and the config by rename, then reload.
+	newSerial := l.writeCert(t)
+	if newSerial == oldSerial {
+		t.Fatal("same serial twice")
+	}
+	replace(t, l.config, []byte(cfgText+"    # edited\n"), 0o644)
+	newCfg, err := config.Load(l.config)
+	must(t, err)
+	if _, err := io.WriteString(stdin, "reload\n"); err != nil {
+		t.Fatal(err)
+	}
+	second := next()
+	r = nil
+	must(t, json.Unmarshal(second["results"], &r))
+	for _, k := range []string{"reload config", "reload tls", "reload pipeline"} {
+		if r[k] != "ok" {
+			t.Errorf("%s under the sandbox: %s", k, r[k])
+		}
+	}
+	if r["sha256"] != newCfg.SHA256 {
+		t.Errorf("reloaded config sha256 %s, want the replaced file's %s", r["sha256"], newCfg.SHA256)
+	}
+	if r["serial"] != newSerial {
+		t.Errorf("reloaded certificate serial %s, want the replaced one %s (old %s)", r["serial"], newSerial, oldSerial)
+	}
+}
+
+func TestLandlock_DisabledDoesNothing(t *testing.T) {
+	// Disabled never touches the process, so it runs in this one.
+	cfg, err := config.Parse("/etc/rampart/rampart.yaml", []byte(minimalConfig))
+	must(t, err)
+	st, err := sandbox.Apply(cfg, sandbox.Options{Disabled: true})
+	must(t, err)
+	if st.Enabled || st.Plan != nil || !strings.Contains(st.String(), "sandbox: off") {
+		t.Fatalf("disabled sandbox reported %+v (%s)", st, st)
+	}
+	if _, err := os.ReadFile("/etc/hostname"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the process was restricted: %v", err)
+	}
+}
+
+func TestDropPrivileges_ToNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dropping privileges needs root; this test runs as uid", os.Geteuid())
+	}
+	dir := t.TempDir()
+	// The file's mode, not a directory's, must be what refuses.
+	must(t, os.Chmod(dir, 0o755))
+	must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	rootOnly := filepath.Join(dir, "root-only")
+	public := filepath.Join(dir, "public")
+	must(t, os.WriteFile(rootOnly, []byte("secret"), 0o600))
+	must(t, os.WriteFile(public, []byte("hello"), 0o644))
+	out, err := helper(t, "drop", map[string]string{"USER": "nobody", "ROOT_ONLY": rootOnly, "PUBLIC": public}).Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	var r result
+	must(t, json.Unmarshal(out, &r))
+	t.Logf("after drop: %v", r)
+	if r["drop"] != "ok" {
+		t.Fatalf("DropPrivileges: %s", r["drop"])
+	}
+	if r["uid"] == "0" || r["euid"] == "0" || r["gid"] == "0" {
+		t.Errorf("still root: uid %s euid %s gid %s", r["uid"], r["euid"], r["gid"])
+	}
+	if strings.Contains(" "+strings.Trim(r["groups"], "[]")+" ", " 0 ") {
+		t.Errorf("root group kept as a supplementary group: %s", r["groups"])
+	}
+	if !denied(r["read root-only"]) {
+		t.Errorf("read a root-only 0600 file after the drop: %s", r["read root-only"])
+	}
+	if r["read public"] != "ok" {
+		t.Errorf("cannot read a 0644 file after the drop: %s", r["read public"])
+	}
+	if !denied(r["setuid 0"]) {
+		t.Errorf("setuid(0) after the drop: %s", r["setuid 0"])
+	}
+	if r["threads"] != "" {
+		t.Errorf("not every thread switched: %s", r["threads"])
+	}
+}
+
+func TestDropPrivileges_RefusesRootAndUnknown(t *testing.T) {
+	for _, c := range []struct{ user, group, want string }{
+		{"root", "", "uid 0"},
+		{"0", "", "uid 0"},
+		{"nobody", "root", "gid 0"},
+		{"nobody", "0", "gid 0"},
+		{"", "", "no user"},
+		{"no-such-user-rampart", "", "unknown user"},
+		{"nobody", "no-such-group-rampart", "unknown group"},
+	} {
+		err := sandbox.DropPrivileges(c.user, c.group)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("DropPrivileges(%q, %q) = %v, want an error with %q", c.user, c.group, err, c.want)
+		}
+	}
+	if os.Getuid() == 0 && os.Geteuid() == 0 {
+		return
+	}
+	t.Fatal("a refused drop changed the process's ids")
+}
+
+const minimalConfig = `listen: "0.0.0.0:443"
+admin: {listen: "127.0.0.1:9901"}
+tls: {cert: certs/site.pem, key: certs/site-key.pem, client_ca: /etc/ssl/private/clients.pem, client_auth: require}
+log: {access: /var/log/rampart/access.log, security: /var/log/rampart.log}
+state: {store: redis, redis: {address: "10.0.0.9:6379"}}
+sites:
+  - host: app.example.com
+    upstream:
+      targets: ["https://10.0.0.5:8445", "http://app.internal:8080"]
+      tls: {ca: /etc/rampart/ca/internal.pem}
+    routes: [{prefix: /}]
+  - host: other.example.com
+    tls: {cert: /etc/letsencrypt/live/other/fullchain.pem, key: /etc/letsencrypt/live/other/privkey.pem}
+    upstream: {targets: ["http://10.0.0.6:8445"]}
+    routes: [{prefix: /}]
+`
+
+func TestPlan_FromConfig(t *testing.T) {
+	cfg, err := config.Parse("/etc/rampart/rampart.yaml", []byte(minimalConfig))
+	must(t, err)
+	p, err := sandbox.NewPlan(cfg, sandbox.Options{CacheDir: "/var/cache/rampart"})
+	must(t, err)
+	var ro, rw []string
+	for _, x := range p.ReadOnly {
+		ro = append(ro, fmt.Sprintf("%s file=%v", x.Path, x.File))
+	}
+	for _, x := range p.ReadWrite {
+		rw = append(rw, fmt.Sprintf("%s file=%v", x.Path, x.File))
+	}
+	wantRO := []string{
+		"/etc/letsencrypt/live/other file=false",
+		"/etc/rampart file=false", // config, certs/ and ca/ below it
+		"/etc/ssl/private/clients.pem file=true",
+	}
+	wantRW := []string{
+		"/var/cache/rampart file=false",
+		"/var/log/rampart file=false",
+		"/var/log/rampart.log file=true",
+	}
+	if fmt.Sprint(ro) != fmt.Sprint(wantRO) {
+		t.Errorf("read-only:\n got %v\nwant %v", ro, wantRO)
+	}
+	if fmt.Sprint(rw) != fmt.Sprint(wantRW) {
+		t.Errorf("read-write:\n got %v\nwant %v", rw, wantRW)
+	}
+	if fmt.Sprint(p.BindPorts) != "[443 9901]" {
+		t.Errorf("bind ports %v, want [443 9901]", p.BindPorts)
+	}
+	if fmt.Sprint(p.ConnectPorts) != "[6379 8080 8445]" {
+		t.Errorf("connect ports %v, want [6379 8080 8445]", p.ConnectPorts)
+	}
+	if !p.DNS {
+		t.Error("app.internal is a name: DNS should be allowed")
+	}
+	if len(p.Warnings) != 2 {
+		t.Errorf("want warnings for the two files in shared directories, got %q", p.Warnings)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
