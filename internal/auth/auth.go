@@ -382,7 +382,10 @@ func (a *Authenticator) basic(w http.ResponseWriter, r *http.Request, cred crede
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
-		return false // the client is gone; nobody to answer
+		// The client went away (or the request's deadline passed) while
+		// the upstream was being asked; the flight goes on for the others.
+		observe.WriteError(w, r, http.StatusServiceUnavailable)
+		return false
 	}
 	status, _ := res.Val.(int)
 	switch {
