@@ -254,6 +254,11 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 		info := reqinfo.Of(r)
 		switch cred.kind {
 		case credNone:
+			if a.cfg.allowPreflight() && isPreflight(r) {
+				authTotal.WithLabelValues(mNone, rPreflight).Inc()
+				next.ServeHTTP(w, r)
+				return
+			}
 			if upgrade && a.recentlyAuthenticated(r, info) {
 				authTotal.WithLabelValues(mRecent, rPass).Inc()
 				next.ServeHTTP(w, r)
@@ -293,6 +298,12 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 		a.remember(r, info.Username)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isPreflight reports whether r is a CORS preflight.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // extract reads the credentials of the Authorization header, or of the

@@ -88,6 +88,10 @@ type Config struct {
 	Cookie string `yaml:"cookie"`
 	// UsernameClaim is the claim logged as the user name (default sub).
 	UsernameClaim string `yaml:"username_claim"`
+	// AllowCORSPreflight lets CORS preflights (OPTIONS with Origin and
+	// Access-Control-Request-Method) through without credentials, as
+	// browsers never send credentials on them. Default false.
+	AllowCORSPreflight *bool `yaml:"allow_cors_preflight"`
 
 	// WebSocket says how WebSocket upgrades may authenticate besides the
 	// Authorization header.
@@ -255,6 +259,10 @@ func (c Config) Merge(override *Config) Config {
 	setD(&c.Leeway, o.Leeway)
 	setS(&c.Cookie, o.Cookie)
 	setS(&c.UsernameClaim, o.UsernameClaim)
+	if o.AllowCORSPreflight != nil {
+		v := *o.AllowCORSPreflight
+		c.AllowCORSPreflight = &v
+	}
 	if o.WebSocket.ProtocolCredentials != nil {
 		v := *o.WebSocket.ProtocolCredentials
 		c.WebSocket.ProtocolCredentials = &v
@@ -394,16 +402,20 @@ func (c Config) keysPath(base string) string {
 	return filepath.Join(base, c.KeysFile)
 }
 
+func (c Config) allowPreflight() bool {
+	return c.AllowCORSPreflight != nil && *c.AllowCORSPreflight
+}
+
 func (c Config) protocolCredentials() bool {
 	return c.WebSocket.ProtocolCredentials == nil || *c.WebSocket.ProtocolCredentials
 }
 
 // fingerprint identifies an effective config, for Set.
 func (c Config) fingerprint() string {
-	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s|%s|%s|%q|%s|%s|%s|%t|%s|%d",
+	return fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s|%s|%s|%q|%s|%s|%s|%t|%t|%s|%d",
 		c.Kind, c.VerifyURL, c.VerifyTimeout, c.Cache, c.MaxEntries,
 		c.KeysURL, c.KeysFile, c.Refresh, c.Issuer, []string(c.Audience), c.Leeway,
-		c.Cookie, c.UsernameClaim, c.protocolCredentials(), c.WebSocket.RecentAuthWindow, c.WebSocket.MaxClients)
+		c.Cookie, c.UsernameClaim, c.allowPreflight(), c.protocolCredentials(), c.WebSocket.RecentAuthWindow, c.WebSocket.MaxClients)
 }
 
 // validPath accepts an absolute path with an optional query, without

@@ -301,3 +301,39 @@ func TestCloseStopsRefresh(t *testing.T) {
 		t.Fatal("keys fetched after Close")
 	}
 }
+
+func TestCORSPreflight(t *testing.T) {
+	up := newUpstream(map[string]string{"agent1": "pw"})
+	preflight := func(r *http.Request) {
+		r.Method = http.MethodOptions
+		r.Header.Set("Origin", "https://cuic.example.com")
+		r.Header.Set("Access-Control-Request-Method", "PUT")
+	}
+	plainOptions := func(r *http.Request) { r.Method = http.MethodOptions }
+	allow := true
+	tests := []struct {
+		name   string
+		allow  *bool
+		mutate func(r *http.Request)
+		want   int
+	}{
+		{"preflight refused by default", nil, preflight, 401},
+		{"preflight allowed", &allow, preflight, 200},
+		{"OPTIONS without preflight headers", &allow, plainOptions, 401},
+		{"GET with Origin", &allow, func(r *http.Request) { r.Header.Set("Origin", "https://cuic.example.com") }, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := basicConfig()
+			cfg.AllowCORSPreflight = tt.allow
+			a := mustNew(t, cfg, Deps{Verify: up.Verify})
+			next := &counter{}
+			if w := do(a.Handler(next), tt.mutate); w.Code != tt.want {
+				t.Fatalf("status %d, want %d", w.Code, tt.want)
+			}
+		})
+	}
+	if up.calls.Load() != 0 {
+		t.Fatal("verify called")
+	}
+}

@@ -23,12 +23,13 @@ const (
 	rMalformed   = "malformed"   // credentials that do not parse
 	rRejected    = "rejected"    // upstream said 401/403, or token invalid
 	rUnavailable = "unavailable" // verification could not be done (503)
+	rPreflight   = "preflight"   // CORS preflight let through by allow_cors_preflight
 )
 
 var (
 	authTotal = promauto.With(observe.Registry).NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_auth_total",
-		Help: "Edge authentication decisions, by credential kind (basic, bearer, recent, none) and result (pass, cached, missing, malformed, rejected, unavailable).",
+		Help: "Edge authentication decisions, by credential kind (basic, bearer, recent, none) and result (pass, cached, missing, malformed, rejected, unavailable, preflight).",
 	}, []string{"kind", "result"})
 	verifyTotal = promauto.With(observe.Registry).NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_auth_verify_total",
