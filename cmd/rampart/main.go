@@ -23,6 +23,9 @@ Usage:
   rampart check -c FILE                  validate FILE; list every weakened default
   rampart demo [--listen ADDR]           run a sample app behind rampart (default https://localhost:8443)
   rampart init --profile cisco-cc ...    write a complete config for a contact center (see README)
+  rampart audit https://HOST[:PORT] [flags] black-box security audit of a running proxy (rampart audit -h)
+  rampart bans [--admin URL] list|add IP DURATION [REASON]|remove IP
+                                         manage bans through the admin listener
   rampart version                        print version, commit and dependency versions
 `
 
@@ -40,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "init":
 		return cmdInit(args[1:], stdout, stderr)
+	case "bans":
+		return cmdBans(args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":

@@ -1,12 +1,14 @@
 package config
 
 import (
-	"fmt"
 	"time"
 
+	"github.com/rampart-proxy/rampart/internal/auth"
+	"github.com/rampart-proxy/rampart/internal/bruteforce"
 	"github.com/rampart-proxy/rampart/internal/cache"
 	"github.com/rampart-proxy/rampart/internal/clientip"
 	"github.com/rampart-proxy/rampart/internal/ratelimit"
+	"github.com/rampart-proxy/rampart/internal/reqrules"
 	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/units"
 	"github.com/rampart-proxy/rampart/internal/waf"
@@ -26,6 +28,11 @@ type SiteStages struct {
 	MaxWebSockets int            `yaml:"max_websockets"` // whole site; 0 = no site-wide cap
 	WAF           *waf.Config    `yaml:"waf"`            // default: block, paranoia 1
 	CacheSize     units.ByteSize `yaml:"cache_size"`     // memory budget of the site's cache; default 64MiB
+	// BruteForce bans clients (and user names) after repeated
+	// authentication failures; on with its defaults when left out.
+	BruteForce    *bruteforce.Config `yaml:"brute_force"`
+	Auth          *auth.Config       `yaml:"auth"`           // edge authentication; off when left out
+	RequireHeader reqrules.Config    `yaml:"require_header"` // request rules on headers
 }
 
 // RouteStages are a route's overrides for stages 8–11.
@@ -36,6 +43,8 @@ type RouteStages struct {
 	WebSocketIdleTimeout   units.Duration     `yaml:"websocket_idle_timeout"` // default 10m
 	WAF                    *waf.Config        `yaml:"waf"`
 	Cache                  *cache.RouteConfig `yaml:"cache"`
+	Auth                   *auth.Config       `yaml:"auth"`           // overrides the site's, field by field
+	RequireHeader          reqrules.Config    `yaml:"require_header"` // replaces the site's when set
 }
 
 // RateLimitOff names no class: the site or route is not rate limited.
@@ -88,6 +97,19 @@ func (c *Config) validateStages(v *validator) {
 	for i := range c.Sites {
 		s := &c.Sites[i]
 		class(p("sites", i, "rate_limit"), s.RateLimit)
+		if s.BruteForce != nil {
+			if err := s.BruteForce.Validate(); err != nil {
+				v.errf(p("sites", i, "brute_force"), "%v", err)
+			}
+		}
+		if s.Auth != nil {
+			if err := s.Auth.Validate(); err != nil {
+				v.errf(p("sites", i, "auth"), "%v", err)
+			}
+		}
+		if err := s.RequireHeader.Validate(); err != nil {
+			v.errf(p("sites", i, "require_header"), "%v", err)
+		}
 		if s.WAF != nil {
 			if err := s.WAF.Validate(); err != nil {
 				v.errf(p("sites", i, "waf"), "%v", err)
@@ -100,6 +122,19 @@ func (c *Config) validateStages(v *validator) {
 				if err := r.WAF.Validate(); err != nil {
 					v.errf(p("sites", i, "routes", j, "waf"), "%v", err)
 				}
+			}
+			if r.Auth != nil {
+				if err := r.Auth.Validate(); err != nil {
+					v.errf(p("sites", i, "routes", j, "auth"), "%v", err)
+				}
+			}
+			if eff := c.AuthFor(i, j); eff.Kind != auth.KindOff {
+				if err := eff.ValidateEffective(); err != nil {
+					v.errf(p("sites", i, "routes", j, "auth"), "%v", err)
+				}
+			}
+			if err := r.RequireHeader.Validate(); err != nil {
+				v.errf(p("sites", i, "routes", j, "require_header"), "%v", err)
 			}
 			if r.Cache != nil {
 				if err := r.Cache.Validate(); err != nil {
@@ -116,6 +151,16 @@ func (c *Config) validateStages(v *validator) {
 	}
 }
 
+// AuthFor returns the effective edge-authentication config of route j of
+// site i.
+func (c *Config) AuthFor(i, j int) auth.Config {
+	a := auth.Config{Kind: auth.KindOff}
+	if c.Sites[i].Auth != nil {
+		a = *c.Sites[i].Auth
+	}
+	return a.Merge(c.Sites[i].Routes[j].Auth)
+}
+
 // WAFFor returns the effective WAF config of route j of site i: defaults,
 // then the site's keys, then the route's.
 func (c *Config) WAFFor(i, j int) waf.Config {
@@ -123,5 +168,3 @@ func (c *Config) WAFFor(i, j int) waf.Config {
 	w = w.Merge(c.Sites[i].WAF)
 	return w.Merge(c.Sites[i].Routes[j].WAF)
 }
-
-var _ = fmt.Sprintf

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-proxy/rampart/internal/auth"
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/protoguard"
@@ -39,6 +40,7 @@ type Pipeline struct {
 	Config *config.Config
 	sites  map[string]*site
 	all    []*site
+	auths  *auth.Set
 }
 
 // ServeHTTP runs the stages for one request.

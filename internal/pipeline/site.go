@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rampart-proxy/rampart/internal/bruteforce"
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/egress"
 	"github.com/rampart-proxy/rampart/internal/proxy"
@@ -17,6 +18,7 @@ import (
 type site struct {
 	conf     *config.Site
 	index    int
+	guard    *bruteforce.Guard
 	names    []string
 	matcher  *route.Matcher
 	routes   []*routeEntry
@@ -64,14 +66,18 @@ func Build(ctx context.Context, cfg *config.Config, shared *Shared) (*Pipeline, 
 		}
 	}
 	shared.Caches.Set(b.caches)
+	p.auths = b.auths
 	return p, nil
 }
 
-// Close releases what the pipeline holds (idle upstream connections) once a
-// reload replaced it.
+// Close releases what the pipeline holds (idle upstream connections, key
+// refresh loops) once a reload replaced it.
 func (p *Pipeline) Close() {
 	for _, s := range p.all {
 		s.upstream.Close()
+	}
+	if p.auths != nil {
+		p.auths.Close()
 	}
 }
 
@@ -108,6 +114,14 @@ func (b *builder) site(i int, dialer *egress.Dialer) (*site, error) {
 		return nil, err
 	}
 	s.upstream = up
+	b.sites = append(b.sites, s)
+	bf := bruteforce.Config{}
+	if cs.BruteForce != nil {
+		bf = *cs.BruteForce
+	}
+	if s.guard, err = bruteforce.New(cs.Host, bf, b.shared.Store); err != nil {
+		return nil, fmt.Errorf("brute_force: %w", err)
+	}
 
 	var routes, denies []route.Rule
 	for i, d := range cs.Deny {

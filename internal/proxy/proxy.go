@@ -237,3 +237,32 @@ func (u *Upstream) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		slog.String("site", u.site), slog.String("upstream", info.Upstream), slog.String("error", err.Error()))
 	observe.WriteError(w, r, status)
 }
+
+// Get sends a GET for path to the site's targets (round-robin, the same
+// keepalive pool and TLS policy as proxied requests, and so the egress
+// allowlist) on rampart's own behalf: edge authentication uses it to verify
+// credentials and fetch signing keys. The caller closes the body.
+func (u *Upstream) Get(ctx context.Context, path string, header http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Host = u.site
+	if u.hostHeader != "" {
+		req.Host = u.hostHeader
+	}
+	return u.RoundTrip(req)
+}
+
+// Serves reports whether hostport ("10.0.0.5:8553") is one of the targets.
+func (u *Upstream) Serves(hostport string) bool {
+	for _, t := range u.targets {
+		if t.name == hostport {
+			return true
+		}
+	}
+	return false
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/admin"
+	"github.com/rampart-proxy/rampart/internal/bruteforce"
 	"github.com/rampart-proxy/rampart/internal/clientip"
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/connguard"
@@ -101,6 +102,8 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 		s.adminLn = ln
 		s.admin = &http.Server{Handler: admin.Handler(map[string]http.Handler{
 			"/cache/": s.shared.Caches.Handler(),
+			"/bans":   bruteforce.AdminHandler(store),
+			"/bans/":  bruteforce.AdminHandler(store),
 		}), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return s, nil
