@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/rampart-proxy/rampart/internal/ciscodemo"
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/demo"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
@@ -16,7 +17,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8443", "public listener address")
+	profile := fs.String("profile", "", "cisco-cc: a mock contact center behind the cisco-cc profile")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *profile == "cisco-cc" {
+		return ciscoDemo(*listen, stdout, stderr)
+	} else if *profile != "" {
+		fmt.Fprintf(stderr, "rampart demo: unknown profile %q (cisco-cc is available)\n", *profile)
 		return 2
 	}
 	upstream, stop, err := demo.Start()
@@ -64,4 +72,30 @@ Logs: access log on stdout, security events on stderr. Ctrl-C stops.
 
 `, u, upstream, u, u, u, u, u, u, u, u, u, u)
 	return serveUntilSignal(srv, stdout, stderr)
+}
+
+func ciscoDemo(listen string, stdout, stderr io.Writer) int {
+	d, err := ciscodemo.Start(context.Background(), ciscodemo.Options{Listen: listen})
+	if err != nil {
+		fmt.Fprintf(stderr, "rampart demo: %v\n", err)
+		return 1
+	}
+	defer d.Mock.Close()
+	port := config.ListenPort(d.Server.Addrs()[0].String())
+	fmt.Fprintf(stderr, `rampart demo (cisco-cc): a mock contact center behind the cisco-cc profile
+Config: %s (certificates, logs beside it)
+
+The public names resolve to this host only in your client, for example:
+  chromium --host-resolver-rules='MAP *.demo.test 127.0.0.1' --ignore-certificate-errors https://%s:%s/desktop/
+  curl -k --resolve %s:%s:127.0.0.1 https://%s:%s/desktop/            # 412: curl is not a supported browser
+  curl -k -A 'Mozilla/5.0 Chrome/130' --resolve %s:%s:127.0.0.1 -u agent1:'Secret#1' https://%s:%s/finesse/api/User/agent1
+  curl -k -A 'Mozilla/5.0 Chrome/130' --resolve %s:%s:127.0.0.1 https://%s:%s/cfadmin/   # 403
+Agents: agent1 / Secret#1, agent2 / Secret#2. Five wrong passwords in 30 s ban the client for 30 minutes (418).
+Ctrl-C stops.
+
+`, d.Config, ciscodemo.Finesse, port,
+		ciscodemo.Finesse, port, ciscodemo.Finesse, port,
+		ciscodemo.Finesse, port, ciscodemo.Finesse, port,
+		ciscodemo.Finesse, port, ciscodemo.Finesse, port)
+	return serveUntilSignal(d.Server, stdout, stderr)
 }

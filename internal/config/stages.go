@@ -154,10 +154,9 @@ func (c *Config) validateStages(v *validator) {
 // AuthFor returns the effective edge-authentication config of route j of
 // site i.
 func (c *Config) AuthFor(i, j int) auth.Config {
-	a := auth.Config{Kind: auth.KindOff}
-	if c.Sites[i].Auth != nil {
-		a = *c.Sites[i].Auth
-	}
+	a := auth.Defaults()
+	a.Kind = auth.KindOff
+	a = a.Merge(c.Sites[i].Auth)
 	return a.Merge(c.Sites[i].Routes[j].Auth)
 }
 

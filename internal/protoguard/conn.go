@@ -199,9 +199,15 @@ func (c *Conn) fill() error {
 		c.r = 0
 	}
 	if c.w == len(c.buf) {
-		// A head larger than the buffer was refused by step; body bytes are
-		// released as they come, so the buffer never fills otherwise.
-		return errMalformedBody
+		// Only a head fills the buffer (body bytes are released as they
+		// come): grow it up to the configured head limit, which step
+		// enforces.
+		if c.st != sHead || len(c.buf) > c.lim.MaxHeaderBytes {
+			return errMalformedBody
+		}
+		grown := make([]byte, 2*len(c.buf))
+		copy(grown, c.buf[:c.w])
+		c.buf = grown
 	}
 	inBody := c.st == sBody || c.st == sChunkData || c.st == sChunkSize || c.st == sChunkCRLF || c.st == sTrailer
 	if inBody && c.lim.BodyReadTimeout > 0 {
@@ -214,6 +220,12 @@ func (c *Conn) fill() error {
 	}
 	if err == nil {
 		err = io.ErrNoProgress
+	}
+	if inBody {
+		// A stalled or broken body ends the connection: its framing can
+		// no longer be trusted, and net/http would otherwise wait again.
+		c.st = sClosed
+		c.err = err
 	}
 	return err
 }
@@ -447,7 +459,7 @@ func (c *Conn) Close() error {
 			err = c.raw.Close()
 		}
 		c.mu.Lock()
-		if c.buf != nil && c.st != sPassthrough {
+		if c.buf != nil && c.st != sPassthrough && len(c.buf) == 16<<10 {
 			b := c.buf
 			c.buf = nil
 			bufPool.Put(&b)

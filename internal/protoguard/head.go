@@ -85,6 +85,9 @@ func parseHead(head []byte, lim *Limits) (headFacts, *Rejection) {
 		fl := fields[:i]
 		fields = fields[i+2:]
 		count++
+		if len(fl) == 0 {
+			return refuse(http.StatusBadRequest, "protocol", "bad-header-line")
+		}
 		if count > 100 {
 			return refuse(http.StatusRequestHeaderFieldsTooLarge, "protocol", "too-many-headers")
 		}

@@ -1,7 +1,8 @@
 // Package units holds the value types the config file writes in human form:
 // byte sizes ("15MiB"), durations ("30s", "30m") and rates ("45/s").
 // Each type decodes itself from YAML and rejects anything ambiguous, so a
-// typo such as "15MB" or "5/sec" is an error at load, never a surprise at run time.
+// typo such as "15 megs" or "5/sec" is an error at load, never a surprise at
+// run time. ("15MB" is 15,000,000 bytes; "15MiB" is 15×2^20.)
 package units
 
 import (

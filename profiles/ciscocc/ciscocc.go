@@ -28,6 +28,9 @@ type Options struct {
 	SinglePort                   bool   // all components on 443, one name each
 	CertDir                      string // where the generated file expects certificates; default certs
 	Listen                       string // listener host; default 0.0.0.0
+	Port                         int    // the port of --single-port; default 443
+	Admin                        string // admin listener; default 127.0.0.1:9901
+	AccessLog, SecurityLog       string // default /var/log/rampart/{access,security}.log
 }
 
 // ParseComponent parses "host=https://addr:port".
@@ -79,6 +82,18 @@ func Generate(w io.Writer, o Options) error {
 	if o.Listen == "" {
 		o.Listen = "0.0.0.0"
 	}
+	if o.Port == 0 {
+		o.Port = 443
+	}
+	if o.Admin == "" {
+		o.Admin = "127.0.0.1:9901"
+	}
+	if o.AccessLog == "" {
+		o.AccessLog = "/var/log/rampart/access.log"
+	}
+	if o.SecurityLog == "" {
+		o.SecurityLog = "/var/log/rampart/security.log"
+	}
 	d := data{Options: o, Sites: map[string]site{}}
 	for name, x := range map[string]struct {
 		c    Component
@@ -86,7 +101,7 @@ func Generate(w io.Writer, o Options) error {
 	}{"finesse": {o.Finesse, portFinesse}, "ids": {o.IdS, portIdS}, "cuic": {o.CUIC, portCUIC}, "livedata": {o.LiveData, portLiveData}} {
 		port := x.port
 		if o.SinglePort {
-			port = 443
+			port = o.Port
 		}
 		d.Sites[name] = site{Component: x.c, Port: port}
 	}

@@ -14,7 +14,7 @@ const profileTemplate = `# rampart config: cisco-cc profile
 
 listeners:{{range .Ports}}
   - "{{$.Listen}}:{{.}}"{{end}}
-admin: {listen: "127.0.0.1:9901"}      # health and metrics: never on a public interface
+admin: {listen: "{{.Admin}}"}      # health and metrics: never on a public interface
 
 tls:
   cert: {{.CertDir}}/site.pem
@@ -53,14 +53,14 @@ rate_limits:                            # per client IP; 429 with Retry-After ab
   livedata:          {rate: 25/s, burst: 25}
 
 log:
-  access: /var/log/rampart/access.log
-  security: /var/log/rampart/security.log
+  access: {{.AccessLog}}
+  security: {{.SecurityLog}}
 
 sites:
 {{with index .Sites "finesse"}}  # Finesse: agent desktop, REST API, gadgets, notifications.
   - host: {{.Host}}
-    ports: [{{.Port}}]
-    upstream:
+{{if not $.SinglePort}}    ports: [{{.Port}}]
+{{end}}    upstream:
       targets: ["{{.Upstream}}"]
       tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
     deny_status: 421                    # any URL not listed below
@@ -106,8 +106,8 @@ sites:
 {{end}}
 {{with index .Sites "ids"}}  # IdS: single sign-on. Never cached; only GET, POST, OPTIONS.
   - host: {{.Host}}
-    ports: [{{.Port}}]
-    upstream:
+{{if not $.SinglePort}}    ports: [{{.Port}}]
+{{end}}    upstream:
       targets: ["{{.Upstream}}"]
       tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
     deny_status: 421
@@ -124,8 +124,8 @@ sites:
 {{end}}
 {{with index .Sites "cuic"}}  # CUIC: reports.
   - host: {{.Host}}
-    ports: [{{.Port}}]
-    upstream:
+{{if not $.SinglePort}}    ports: [{{.Port}}]
+{{end}}    upstream:
       targets: ["{{.Upstream}}"]
       tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
     deny_status: 421
@@ -144,8 +144,8 @@ sites:
 {{end}}
 {{with index .Sites "livedata"}}  # LiveData: real-time reporting over socket.io.
   - host: {{.Host}}
-    ports: [{{.Port}}]
-    upstream:
+{{if not $.SinglePort}}    ports: [{{.Port}}]
+{{end}}    upstream:
       targets: ["{{.Upstream}}"]
       tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
     deny_status: 421
