@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -346,4 +347,33 @@ func value(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+func TestBasicClientGoneDoesNotCancelVerify(t *testing.T) {
+	up := newUpstream(map[string]string{"agent1": "pw"})
+	up.release = make(chan struct{})
+	a := mustNew(t, basicConfig(), Deps{Verify: up.Verify})
+	next := &counter{}
+	h := a.Handler(next)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- do(h, func(r *http.Request) {
+			*r = *r.WithContext(ctx)
+			r.Header.Set("Authorization", basicAuth("agent1", "pw"))
+		}).Code
+	}()
+	eventually(t, "the verify call", func() bool { return up.calls.Load() == 1 })
+	cancel()
+	if code := <-done; code != http.StatusServiceUnavailable {
+		t.Fatalf("abandoned request answered %d, want 503", code)
+	}
+	close(up.release)
+	eventually(t, "the verification to be cached", func() bool { _, ok := a.creds.get("agent1"); return ok })
+	if w := do(h, withAuth(basicAuth("agent1", "pw"))); w.Code != 200 || up.calls.Load() != 1 {
+		t.Fatalf("status %d after %d verify calls", w.Code, up.calls.Load())
+	}
+	if next.n.Load() != 1 {
+		t.Fatal("the abandoned request reached next")
+	}
 }
