@@ -300,12 +300,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &auditor{
-		t:    t,
-		pace: rate.NewLimiter(rate.Limit(t.hsRate), max(1, int(t.hsRate))),
-		idle: make(chan *pconn, t.conc),
-		sem:  make(chan struct{}, t.conc),
-	}
+	a := newAuditor(t)
 	defer a.closeIdle()
 	start := time.Now()
 	c, err := a.dialTLS(ctx, a.httpTLS(t.sni))
@@ -363,6 +358,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	return r, nil
+}
+
+func newAuditor(t *target) *auditor {
+	return &auditor{
+		t:    t,
+		pace: rate.NewLimiter(rate.Limit(t.hsRate), max(1, int(t.hsRate))),
+		idle: make(chan *pconn, t.conc),
+		sem:  make(chan struct{}, t.conc),
+	}
 }
 
 // add records a check.

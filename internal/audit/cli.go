@@ -34,6 +34,10 @@ Flags:
   --timeout DURATION      per-probe timeout (default 5s)
 `
 
+// mainHandshakeRate is Options.HandshakeRate for Main; 0 is the default.
+// Tests against in-process fakes raise it.
+var mainHandshakeRate float64
+
 type hostList []string
 
 func (h *hostList) String() string { return strings.Join(*h, ",") }
@@ -87,12 +91,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return usageErr("--timeout %v: want a duration up to 1m", *timeout)
 	}
 	opts := Options{
-		Target:   positional[0],
-		Hosts:    hosts,
-		CAFile:   *ca,
-		Insecure: *insecure,
-		Burst:    *burst,
-		Timeout:  *timeout,
+		Target:        positional[0],
+		Hosts:         hosts,
+		CAFile:        *ca,
+		Insecure:      *insecure,
+		Burst:         *burst,
+		Timeout:       *timeout,
+		HandshakeRate: mainHandshakeRate,
 	}
 	for _, f := range []struct {
 		name string

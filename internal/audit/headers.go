@@ -59,11 +59,15 @@ func (a *auditor) runHeaders() {
 // banners looks for product versions in Server, X-Powered-By and error
 // page bodies.
 func (a *auditor) banners(pages []*response) {
-	var server, bodies []string
+	var values, bodies []string
+	where := map[string][]string{}
 	serverVersion := false
 	for _, r := range pages {
-		if v := r.Header.Get("Server"); v != "" {
-			server = appendUnique(server, fmt.Sprintf("Server: %s (GET %s)", clip(v, 80), clip(r.target, 40)))
+		if v := clip(r.Header.Get("Server"), 80); v != "" {
+			if where[v] == nil {
+				values = append(values, v)
+			}
+			where[v] = append(where[v], "GET "+clip(r.target, 40))
 			serverVersion = serverVersion || reVersion.MatchString(v)
 		}
 		if r.Status >= 400 {
@@ -71,6 +75,10 @@ func (a *auditor) banners(pages []*response) {
 				bodies = appendUnique(bodies, fmt.Sprintf("%d page body names %q", r.Status, clip(string(m), 60)))
 			}
 		}
+	}
+	var server []string
+	for _, v := range values {
+		server = append(server, fmt.Sprintf("Server: %s (%s)", v, strings.Join(where[v], ", ")))
 	}
 	ev := strings.Join(append(server, bodies...), "; ")
 	switch {
