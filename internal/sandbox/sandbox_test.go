@@ -166,10 +166,12 @@ func landlockHelper() {
 		tc, err := tlspolicy.Build(cfg2)
 		r.set("reload tls", err)
 		if err == nil {
-			cert, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "app.test"})
-			if err == nil {
-				leaf, _ := x509.ParseCertificate(cert.Certificate[0])
-				r["serial"] = leaf.SerialNumber.String()
+			for _, host := range []string{"app.test", "other.test"} {
+				cert, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: host})
+				if err == nil {
+					leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+					r["serial "+host] = leaf.SerialNumber.String()
+				}
 			}
 		}
 		p, err := pipeline.Build(context.Background(), cfg2, &pipeline.Shared{Store: state.NewMemory(state.MemoryOptions{})})
@@ -291,6 +293,37 @@ func (l *layout) writeCert(t *testing.T) string {
 	return c.SerialNumber.String()
 }
 
+// writeCertbot lays out a certificate as certbot does: live/NAME/*.pem are
+// links into archive/NAME/, and a renewal adds numbered files there and
+// repoints the links. It returns the serial number.
+func (l *layout) writeCertbot(t *testing.T, n int) string {
+	t.Helper()
+	certPEM, keyPEM, err := l.ca.Leaf("other.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(l.root, "letsencrypt", "live", "other")
+	archive := filepath.Join(l.root, "letsencrypt", "archive", "other")
+	must(t, os.MkdirAll(live, 0o755))
+	must(t, os.MkdirAll(archive, 0o700))
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"fullchain", certPEM}, {"privkey", keyPEM}} {
+		target := filepath.Join(archive, fmt.Sprintf("%s%d.pem", f.name, n))
+		must(t, os.WriteFile(target, f.data, 0o600))
+		link := filepath.Join(live, f.name+".pem")
+		must(t, os.Symlink(fmt.Sprintf("../../archive/other/%s%d.pem", f.name, n), link+".new"))
+		must(t, os.Rename(link+".new", link))
+	}
+	b, _ := pem.Decode(certPEM)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber.String()
+}
+
 func replace(t *testing.T, path string, data []byte, mode os.FileMode) {
 	t.Helper()
 	tmp := path + ".new"
@@ -326,6 +359,7 @@ func TestLandlock_ConfinesFilesAndPorts_AndReloadStillWorks(t *testing.T) {
 	requireLandlock(t)
 	l := newLayout(t)
 	oldSerial := l.writeCert(t)
+	oldOther := l.writeCertbot(t, 1)
 	up, other := acceptor(t), acceptor(t)
 	listen, admin, otherBind := freePort(t), freePort(t), freePort(t)
 	cfgText := fmt.Sprintf(`listen: "127.0.0.1:%s"
@@ -336,7 +370,11 @@ sites:
   - host: app.test
     upstream: {targets: ["http://127.0.0.1:%s"]}
     routes: [{prefix: /}]
-`, listen, admin, filepath.Join(l.logs, "access.log"), up)
+  - host: other.test
+    tls: {cert: %[5]s/fullchain.pem, key: %[5]s/privkey.pem}
+    upstream: {targets: ["http://127.0.0.1:%[4]s"]}
+    routes: [{prefix: /}]
+`, listen, admin, filepath.Join(l.logs, "access.log"), up, filepath.Join(l.root, "letsencrypt", "live", "other"))
 	replace(t, l.config, []byte(cfgText), 0o644)
 
 	cmd := helper(t, "landlock", map[string]string{
@@ -400,7 +438,8 @@ sites:
 
 	// Replace the certificate and the config by rename, then reload.
 	newSerial := l.writeCert(t)
-	if newSerial == oldSerial {
+	newOther := l.writeCertbot(t, 2)
+	if newSerial == oldSerial || newOther == oldOther {
 		t.Fatal("same serial twice")
 	}
 	replace(t, l.config, []byte(cfgText+"    # edited\n"), 0o644)
@@ -420,8 +459,11 @@ sites:
 	if r["sha256"] != newCfg.SHA256 {
 		t.Errorf("reloaded config sha256 %s, want the replaced file's %s", r["sha256"], newCfg.SHA256)
 	}
-	if r["serial"] != newSerial {
-		t.Errorf("reloaded certificate serial %s, want the replaced one %s (old %s)", r["serial"], newSerial, oldSerial)
+	if r["serial app.test"] != newSerial {
+		t.Errorf("reloaded certificate serial %s, want the one replaced by rename %s (old %s)", r["serial app.test"], newSerial, oldSerial)
+	}
+	if r["serial other.test"] != newOther {
+		t.Errorf("reloaded certificate serial %s, want the renewed certbot one %s (old %s)", r["serial other.test"], newOther, oldOther)
 	}
 }
 
