@@ -190,10 +190,9 @@ func (o *Options) resolve() (*target, error) {
 	t.addr = net.JoinHostPort(u.Hostname(), port)
 	for _, h := range o.Hosts {
 		h = strings.TrimSpace(h)
-		if h == "" || strings.ContainsAny(h, "/ :@\r\n\t") {
-			if h == "" || net.ParseIP(strings.Trim(h, "[]")) == nil {
-				return nil, usagef("--host %q: want a host name", h)
-			}
+		isIP := net.ParseIP(strings.Trim(h, "[]")) != nil
+		if h == "" || (!isIP && strings.ContainsAny(h, "/ :@[]\r\n\t")) {
+			return nil, usagef("--host %q: want a host name or IP address", h)
 		}
 		if !slices.Contains(t.hosts, h) {
 			t.hosts = append(t.hosts, h)

@@ -65,7 +65,7 @@ func (a *auditor) http2(ctx context.Context) {
 	const id = "protocol.http2"
 	conf := a.httpTLS(a.t.sni)
 	conf.NextProtos = []string{"h2", "http/1.1"}
-	st, err, unreachable := a.handshake(ctx, conf)
+	st, unreachable, err := a.handshake(ctx, conf)
 	switch {
 	case err == errBudget:
 		a.add(CatProtocol, id, Skip, budgetMsg, a.t.maxReq)

@@ -49,17 +49,17 @@ var weakSuites = []struct {
 // handshake tries one handshake with conf; a nil error means accepted.
 // A refusal returns the error; unreachable reports a network failure that
 // says nothing about the TLS policy.
-func (a *auditor) handshake(ctx context.Context, conf *tls.Config) (st tls.ConnectionState, err error, unreachable bool) {
+func (a *auditor) handshake(ctx context.Context, conf *tls.Config) (st tls.ConnectionState, unreachable bool, err error) {
 	if !a.take() {
-		return st, errBudget, true
+		return st, true, errBudget
 	}
 	c, err := a.dialTLS(ctx, conf)
 	if err != nil {
-		return st, err, !isHandshakeRefusal(err)
+		return st, !isHandshakeRefusal(err), err
 	}
 	st = c.ConnectionState()
 	_ = c.Close()
-	return st, nil, false
+	return st, false, nil
 }
 
 func (a *auditor) probeConf(minV, maxV uint16, suites []uint16) *tls.Config {
@@ -87,7 +87,7 @@ func (a *auditor) runTLS(ctx context.Context) {
 	accepted := map[uint16]bool{}
 	var certState *tls.ConnectionState
 	for _, tv := range tlsVersions {
-		st, err, unreachable := a.handshake(ctx, a.probeConf(tv.v, tv.v, allSuites()))
+		st, unreachable, err := a.handshake(ctx, a.probeConf(tv.v, tv.v, allSuites()))
 		switch {
 		case err == errBudget:
 			a.add(CatTLS, tv.id, Skip, budgetMsg, a.t.maxReq)
@@ -120,7 +120,7 @@ func (a *auditor) runTLS(ctx context.Context) {
 			a.add(CatTLS, ws.id, Skip, "TLS 1.2 not accepted; suites of TLS 1.2 not probed")
 			continue
 		}
-		st, err, unreachable := a.handshake(ctx, a.probeConf(tls.VersionTLS12, tls.VersionTLS12, ws.suites))
+		st, unreachable, err := a.handshake(ctx, a.probeConf(tls.VersionTLS12, tls.VersionTLS12, ws.suites))
 		switch {
 		case err == errBudget:
 			a.add(CatTLS, ws.id, Skip, budgetMsg, a.t.maxReq)

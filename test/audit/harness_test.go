@@ -21,6 +21,7 @@ import (
 // rampartConfig is demo-like: one site, a deny entry, two routes, every
 // other default (rate limits, handshake rate, WAF) left as shipped.
 const rampartConfig = `
+{{EXTRA}}
 listen: "127.0.0.1:0"
 admin: {listen: "127.0.0.1:0"}
 log: {access: off, security: "{{DIR}}/security.log"}
@@ -47,7 +48,9 @@ type rampartEnv struct {
 	dir    string
 }
 
-func startRampart(t *testing.T) *rampartEnv {
+// startRampart runs rampart in-process; extra is prepended to the config
+// (top-level keys).
+func startRampart(t *testing.T, extra string) *rampartEnv {
 	t.Helper()
 	dir := t.TempDir()
 	up := httptest.NewServer(demo.Upstream())
@@ -61,7 +64,7 @@ func startRampart(t *testing.T) *rampartEnv {
 	caFile := filepath.Join(dir, "ca.pem")
 	must(t, os.WriteFile(caFile, ca.CertPEM, 0o644))
 	cfgFile := filepath.Join(dir, "rampart.yaml")
-	cfgText := strings.NewReplacer("{{DIR}}", dir, "{{UP}}", up.URL).Replace(rampartConfig)
+	cfgText := strings.NewReplacer("{{DIR}}", dir, "{{UP}}", up.URL, "{{EXTRA}}", extra).Replace(rampartConfig)
 	must(t, os.WriteFile(cfgFile, []byte(cfgText), 0o644))
 	cfg, err := config.Load(cfgFile)
 	must(t, err)
