@@ -1,6 +1,10 @@
 package audit
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"strings"
+)
 
 // smugglingProbes are requests with ambiguous framing. Each body is
 // complete and harmless under every reading: `0\r\n\r\n` is both an empty
@@ -13,15 +17,15 @@ var smugglingProbes = []struct {
 	headers  []string
 	body     string
 }{
-	{"smuggling.cl-te", "Content-Length and Transfer-Encoding: chunked",
+	{"smuggling.cl-te", "CL+TE",
 		[]string{"Content-Length: 5", "Transfer-Encoding: chunked"}, "0\r\n\r\n"},
-	{"smuggling.te-xchunked", "Transfer-Encoding: xchunked with Content-Length",
+	{"smuggling.te-xchunked", "unknown coding",
 		[]string{"Content-Length: 5", "Transfer-Encoding: xchunked"}, "0\r\n\r\n"},
-	{"smuggling.te-leading-space", "Transfer-Encoding with a space before the colon and a leading space in the value, with Content-Length",
+	{"smuggling.te-leading-space", "malformed TE header name",
 		[]string{"Content-Length: 5", "Transfer-Encoding :  chunked"}, "0\r\n\r\n"},
-	{"smuggling.te-obs-fold", "Transfer-Encoding continued on an obs-fold line, with Content-Length",
+	{"smuggling.te-obs-fold", "TE on an obs-fold line",
 		[]string{"Content-Length: 5", "Transfer-Encoding:", " chunked"}, "0\r\n\r\n"},
-	{"smuggling.cl-duplicate", "two different Content-Length headers",
+	{"smuggling.cl-duplicate", "duplicate CL",
 		[]string{"Content-Length: 4", "Content-Length: 6"}, "abcd\r\n"},
 }
 
@@ -29,21 +33,22 @@ func (a *auditor) runSmuggling(ctx context.Context) {
 	for _, p := range smugglingProbes {
 		raw := a.req("GET", "/", append(append([]string{}, p.headers...), "Connection: close")...) + p.body
 		r := a.once(ctx, a.t.sni, "GET", raw)
+		what := fmt.Sprintf("%s: GET / with %q, body %q", p.what, strings.Join(p.headers, "\r\n"), p.body)
 		switch {
 		case r.Skipped:
 			a.add(CatSmuggling, p.id, Skip, budgetMsg, a.t.maxReq)
 		case r.Status == 400 || (!r.answered() && r.Closed):
-			a.add(CatSmuggling, p.id, Pass, "GET / with %s → %s", p.what, r)
+			a.add(CatSmuggling, p.id, Pass, "%s → %s", what, r)
 		case r.Status == 501 && p.id == "smuggling.te-xchunked":
-			a.add(CatSmuggling, p.id, Pass, "GET / with %s → 501 (unknown coding refused)", p.what)
+			a.add(CatSmuggling, p.id, Pass, "%s → 501 (unknown coding refused)", what)
 		case r.is2xx():
-			a.add(CatSmuggling, p.id, Fail, "GET / with %s → %s: ambiguous framing accepted; a server behind may read it differently", p.what, r.long())
+			a.add(CatSmuggling, p.id, Fail, "%s → %s: ambiguous framing accepted; a server behind may read it differently", what, r.long())
 		case r.Timeout:
-			a.add(CatSmuggling, p.id, Warn, "GET / with %s: no answer within %v (neither refused nor answered)", p.what, a.t.timeout)
+			a.add(CatSmuggling, p.id, Warn, "%s: no answer within %v (neither refused nor answered)", what, a.t.timeout)
 		case !r.answered():
-			a.add(CatSmuggling, p.id, Skip, "GET / with %s: %s", p.what, r)
+			a.add(CatSmuggling, p.id, Skip, "%s: %s", what, r)
 		default:
-			a.add(CatSmuggling, p.id, Warn, "GET / with %s → %s: not refused as malformed (want 400)", p.what, r)
+			a.add(CatSmuggling, p.id, Warn, "%s → %s: not refused as malformed (want 400)", what, r)
 		}
 	}
 }
