@@ -107,3 +107,27 @@ func TestNotesExclusions_Shape(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestWAF_NotesExclusionsForXMLBodies(t *testing.T) {
+	// Finesse sends XML: the text of an XML body is the target XML:/*.
+	body := `<Dialog><requestedAction>UPDATE_CALL_DATA</requestedAction><mediaProperties><callvariables><CallVariable><name>callVariable5</name><value>Order #1234; ping customer again tomorrow</value></CallVariable></callvariables></mediaProperties></Dialog>`
+	plain := mustWAF(t, Config{})
+	notes := mustWAF(t, Config{Exclusions: NotesExclusions("/finesse/api/Dialog/", "XML:/*")})
+	req := func(route string) *http.Request {
+		return newRequest("PUT", route, "application/xml", strings.NewReader(body))
+	}
+	up := &upstream{}
+	r := req("/finesse/api/Dialog/16817733")
+	assertRefused(t, serve(plain.Handler(up), r), r, up, http.StatusForbidden)
+	if rec := serve(notes.Handler(up), req("/finesse/api/Dialog/16817733")); rec.Code != http.StatusOK {
+		t.Errorf("XML note with exclusion: status %d", rec.Code)
+	}
+	up = &upstream{}
+	r = req("/finesse/api/User/1001")
+	assertRefused(t, serve(notes.Handler(up), r), r, up, http.StatusForbidden)
+	// An attack in the same XML text is still refused.
+	up = &upstream{}
+	r = newRequest("PUT", "/finesse/api/Dialog/1", "application/xml",
+		strings.NewReader(`<Dialog><note>1' OR '1'='1' UNION SELECT password FROM users--</note></Dialog>`))
+	assertRefused(t, serve(notes.Handler(up), r), r, up, http.StatusForbidden)
+}
