@@ -265,6 +265,7 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 				return
 			}
 			authTotal.WithLabelValues(mNone, rMissing).Inc()
+			reqinfo.Of(r).NoCredentials = true
 			a.refuse(w, r, ReasonMissing, a.challenges(false))
 			return
 		case credMalformed:
@@ -497,6 +498,12 @@ func (a *Authenticator) challenges(invalid bool) []string {
 }
 
 func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, reason string, challenges []string, attrs ...slog.Attr) {
+	if r.Header.Get("X-Requested-With") == "XMLHttpRequest" {
+		// A script asking on its own behalf handles the 401 itself; a Basic
+		// challenge would make the browser pop up its own login dialog
+		// over the application's.
+		challenges = nil
+	}
 	for _, c := range challenges {
 		w.Header().Add("WWW-Authenticate", c)
 	}

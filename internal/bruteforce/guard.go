@@ -99,7 +99,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		if g.failures[sw.status] {
+		if g.failures[sw.status] && !info.NoCredentials {
 			g.fail(context.WithoutCancel(ctx), r, client, userKey)
 		}
 	})

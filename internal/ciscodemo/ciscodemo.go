@@ -115,6 +115,13 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		d.Mock.Close()
 		return nil, err
 	}
+	if port == 0 {
+		// The profile writes a fixed port; find a free one for it.
+		if port, err = freePort(host); err != nil {
+			d.Mock.Close()
+			return nil, err
+		}
+	}
 	var gen bytes.Buffer
 	err = ciscocc.Generate(&gen, ciscocc.Options{
 		Finesse:  ciscocc.Component{Host: Finesse, Upstream: d.Mock.Finesse.URL},
@@ -168,4 +175,13 @@ func splitListen(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("listen %q: want host:port", addr)
 	}
 	return host, port, nil
+}
+
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -24,10 +24,10 @@ document.getElementById('login').addEventListener('submit', async (ev) => {
   const pass = document.getElementById('pass').value;
   const auth = 'Basic ' + btoa(user + ':' + pass);
   const status = document.getElementById('status');
-  const res = await fetch('/finesse/api/User/' + encodeURIComponent(user), {headers: {Authorization: auth}});
+  const res = await fetch('/finesse/api/User/' + encodeURIComponent(user), {headers: {Authorization: auth, 'X-Requested-With': 'XMLHttpRequest'}});
   if (res.status !== 200) { status.textContent = 'login failed: ' + res.status; return; }
   status.textContent = 'signed in as ' + user;
-  const proto = 'basic.' + btoa(user + ':' + pass).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const proto = 'base64url.basic.authorization.' + btoa(user + ':' + pass).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   const ws = new WebSocket('wss://' + location.host + '/ws', ['xmpp', proto]);
   ws.onopen = () => ws.send("<auth user='" + user + "'/>");
   ws.onmessage = (m) => {

@@ -31,6 +31,10 @@ type Info struct {
 	Upstream   string // target that served the request
 	CacheState string // cache result, when the cache stage ran
 	Username   string // user named by credentials, when a stage learned it
+	// NoCredentials is set by edge authentication when it challenged a
+	// request that carried no credentials at all: a browser's first visit,
+	// not a guess, so brute-force detection does not count it.
+	NoCredentials bool
 }
 
 type ctxKey struct{}
