@@ -46,12 +46,6 @@ func (r *response) answered() bool { return r.Status != 0 }
 func (r *response) is2xx() bool { return r.Status >= 200 && r.Status < 300 }
 func (r *response) is3xx() bool { return r.Status >= 300 && r.Status < 400 }
 
-// refused reports a refusal: a 4xx/5xx, a closed connection, a timeout or
-// a failed handshake.
-func (r *response) refused() bool {
-	return !r.Skipped && (r.Status >= 400 || !r.answered())
-}
-
 // String is the short form used in evidence: "403", "closed", "timeout".
 func (r *response) String() string {
 	switch {

@@ -239,7 +239,8 @@ func (a *auditor) resumption(ctx context.Context, accepted map[uint16]bool) {
 			continue
 		}
 		name := map[uint16]string{tls.VersionTLS12: "TLS 1.2", tls.VersionTLS13: "TLS 1.3"}[v]
-		if !a.take() || !a.take() {
+		first, second := a.take(), a.take() // a fresh and a resumed handshake
+		if !first || !second {
 			a.add(CatTLS, id, Skip, budgetMsg, a.t.maxReq)
 			return
 		}

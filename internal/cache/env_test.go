@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,16 +278,6 @@ func count(values []string, want string) int {
 	n := 0
 	for _, v := range values {
 		if v == want {
-			n++
-		}
-	}
-	return n
-}
-
-func countPrefix(values []string, prefix string) int {
-	n := 0
-	for _, v := range values {
-		if strings.HasPrefix(v, prefix) {
 			n++
 		}
 	}

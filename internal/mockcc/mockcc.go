@@ -18,7 +18,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -190,11 +189,15 @@ func (c *Components) finesse(u *Upstream) http.Handler {
 func (c *Components) ids(u *Upstream) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ids/v1/keys", func(w http.ResponseWriter, r *http.Request) {
-		pub := c.signer.PublicKey
+		pub, err := c.signer.PublicKey.Bytes() // 0x04 || X || Y
+		if err != nil {
+			http.Error(w, "error", http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
 			"kty": "EC", "crv": "P-256", "kid": "ids-1", "alg": "ES256", "use": "sig",
-			"x": b64(pub.X.FillBytes(make([]byte, 32))), "y": b64(pub.Y.FillBytes(make([]byte, 32))),
+			"x": b64(pub[1:33]), "y": b64(pub[33:65]),
 		}}})
 	})
 	mux.HandleFunc("POST /ids/v1/oauth/token", func(w http.ResponseWriter, r *http.Request) {
@@ -291,5 +294,3 @@ func b64j(v any) string {
 	b, _ := json.Marshal(v)
 	return b64(b)
 }
-
-var _ = big.NewInt

@@ -264,7 +264,7 @@ func (r *Redis) Bans(ctx context.Context) ([]Ban, error) {
 	if err := r.c.ZRemRangeByScore(ctx, idx, "-inf", now).Err(); err != nil {
 		return nil, redisErr("bans", err)
 	}
-	keys, err := r.c.ZRangeByScore(ctx, idx, &redis.ZRangeBy{Min: "(" + now, Max: "+inf", Count: maxListed}).Result()
+	keys, err := r.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: idx, Start: "(" + now, Stop: "+inf", ByScore: true, Count: maxListed}).Result()
 	if err != nil {
 		return nil, redisErr("bans", err)
 	}

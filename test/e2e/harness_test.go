@@ -99,32 +99,14 @@ func (u *upstream) last() seen {
 
 // env is a running rampart with its certificates and upstream.
 type env struct {
-	t        *testing.T
-	srv      *server.Server
-	addr     string
-	dir      string
-	roots    *x509.CertPool
-	ca       *selfsigned.CA
-	up       *upstream
-	cfgFile  string
-	security *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	t       *testing.T
+	srv     *server.Server
+	addr    string
+	dir     string
+	roots   *x509.CertPool
+	ca      *selfsigned.CA
+	up      *upstream
+	cfgFile string
 }
 
 // baseConfig is the config most tests run: two sites, deny entries, a
