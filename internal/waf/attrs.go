@@ -111,10 +111,7 @@ func maskValue(variable, key, value string) string {
 	if sensitiveName(lkey) {
 		return masked
 	}
-	if strings.ContainsAny(value, "=:") {
-		return sensitiveInline.ReplaceAllString(value, "${1}"+masked)
-	}
-	return value
+	return sensitiveInline.ReplaceAllString(value, "${1}"+masked)
 }
 
 func sensitiveName(lname string) bool {

@@ -166,9 +166,7 @@ func (w *WAF) serve(rw http.ResponseWriter, r *http.Request, next http.Handler) 
 			if errors.As(err, &mbe) {
 				w.tooLarge(rw, r, start)
 			} else {
-				observe.Refuse(rw, r, http.StatusBadRequest, Stage, "body-read", slog.String("error", err.Error()))
-				countBlock.Inc()
-				inspectionSeconds.Observe(time.Since(start).Seconds())
+				w.refuse(rw, r, start, http.StatusBadRequest, "body-read", slog.String("error", err.Error()))
 			}
 			return
 		}
@@ -182,45 +180,42 @@ func (w *WAF) serve(rw http.ResponseWriter, r *http.Request, next http.Handler) 
 			xxe = true
 			if !w.detect {
 				body.free()
-				observe.Refuse(rw, r, http.StatusForbidden, Stage, "xxe", slog.String("rule", "xxe"),
-					slog.String("detail", "XML body declares a DOCTYPE or ENTITY"))
-				countBlock.Inc()
-				inspectionSeconds.Observe(time.Since(start).Seconds())
+				w.refuse(rw, r, start, http.StatusForbidden, "xxe", xxeAttrs()...)
 				return
 			}
 		}
 		if it, _, err = tx.WriteRequestBody(inspected); err != nil {
 			body.free()
-			w.failed(rw, r, start, err)
+			w.refuse(rw, r, start, http.StatusInternalServerError, "error", slog.String("error", err.Error()))
 			return
 		}
 	}
 	if it == nil {
 		var err error
 		if it, err = tx.ProcessRequestBody(); err != nil {
+			// Deny by default: what could not be inspected is not forwarded.
 			body.free()
-			w.failed(rw, r, start, err)
+			w.refuse(rw, r, start, http.StatusInternalServerError, "error", slog.String("error", err.Error()))
 			return
 		}
 	}
 
 	if it != nil {
+		// CRS refuses with 403; Coraza's base rules with 400 (a body or URI
+		// that does not parse, too many arguments).
 		body.free()
 		status := it.Status
 		if status < 400 || status > 499 {
 			status = http.StatusForbidden
 		}
-		observe.Refuse(rw, r, status, Stage, "rules", matchAttrs(tx, false)...)
-		countBlock.Inc()
-		inspectionSeconds.Observe(time.Since(start).Seconds())
+		w.refuse(rw, r, start, status, "rules", matchAttrs(tx, false)...)
 		return
 	}
 
 	result := countPass
 	if w.detect {
 		if xxe {
-			observe.Default().Security(r, Stage, "detect", slog.String("rule", "xxe"),
-				slog.String("detail", "XML body declares a DOCTYPE or ENTITY"))
+			observe.Default().Security(r, Stage, "detect", xxeAttrs()...)
 			result = countDetect
 		}
 		if detectionOnlyInterruption(tx) != nil {
@@ -258,11 +253,18 @@ func (w *WAF) tooLarge(rw http.ResponseWriter, r *http.Request, start time.Time)
 	inspectionSeconds.Observe(time.Since(start).Seconds())
 }
 
-// failed refuses a request the WAF could not inspect: deny by default.
-func (w *WAF) failed(rw http.ResponseWriter, r *http.Request, start time.Time, err error) {
-	observe.Refuse(rw, r, http.StatusInternalServerError, Stage, "error", slog.String("error", err.Error()))
+// refuse answers r with the generic refusal and counts a block.
+func (w *WAF) refuse(rw http.ResponseWriter, r *http.Request, start time.Time, status int, reason string, attrs ...slog.Attr) {
+	observe.Refuse(rw, r, status, Stage, reason, attrs...)
 	countBlock.Inc()
 	inspectionSeconds.Observe(time.Since(start).Seconds())
+}
+
+func xxeAttrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("rule", "xxe"),
+		slog.String("detail", "XML body declares a DOCTYPE or ENTITY"),
+	}
 }
 
 // feedHead gives Coraza the connection, the request line and the headers
@@ -364,6 +366,7 @@ type bodyBuffer struct {
 	buf  *bytes.Buffer
 	over bool // more than limit bytes were sent
 	refs atomic.Int32
+	rd   bodyReader // the reader handed upstream (one allocation for both)
 }
 
 // maxPooled keeps unusually large buffers out of the pool.
@@ -397,11 +400,11 @@ func (b *bodyBuffer) inspected(limit int64) []byte {
 // left of rest when the body was over the limit.
 func (b *bodyBuffer) reader(rest io.ReadCloser) io.ReadCloser {
 	b.refs.Add(1)
-	br := &bodyReader{b: b, data: b.buf.Bytes()}
+	b.rd.b, b.rd.data = b, b.buf.Bytes()
 	if b.over {
-		br.rest = rest
+		b.rd.rest = rest
 	}
-	return br
+	return &b.rd
 }
 
 // release drops one reference.
@@ -454,6 +457,30 @@ func (br *bodyReader) Read(p []byte) (int, error) {
 		return br.rest.Read(p)
 	}
 	return 0, io.EOF
+}
+
+// WriteTo lets io.Copy (the transport writing the request upstream) take
+// the buffered bytes without copying them through its own buffer. The
+// write happens outside the lock, holding a reference to the buffer so
+// that a concurrent Close cannot return it to the pool meanwhile.
+func (br *bodyReader) WriteTo(w io.Writer) (int64, error) {
+	br.mu.Lock()
+	if br.closed {
+		br.mu.Unlock()
+		return 0, http.ErrBodyReadAfterClose
+	}
+	data := br.data
+	br.data = nil
+	br.b.refs.Add(1)
+	br.mu.Unlock()
+	n, err := w.Write(data)
+	br.b.release()
+	total := int64(n)
+	if err != nil || br.rest == nil {
+		return total, err
+	}
+	m, err := io.Copy(w, br.rest)
+	return total + m, err
 }
 
 func (br *bodyReader) Close() error {
