@@ -10,23 +10,40 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rampart ./cmd/rampart
 
 # The whole suite: unit, end-to-end (real TLS sockets), the Redis tests
-# against a real redis-server, and a short run of every fuzz target.
+# against a real redis-server, the audit against Debian's nginx, the
+# real-browser test in Chromium, and a short run of every fuzz target.
+# Needs redis-server, nginx and chromium installed (.ci/run installs them).
 test: lint test-unit fuzz
 
 test-unit:
-	RAMPART_REQUIRE_REDIS=1 $(GO) test -count=1 -timeout 12m ./...
+	RAMPART_REQUIRE_REDIS=1 RAMPART_REQUIRE_NGINX=1 RAMPART_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 12m ./...
+
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 lint:
-	@test -z "$$(gofmt -l cmd internal test)" || (gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1)
+	@test -z "$$(gofmt -l cmd internal test profiles bench)" || (gofmt -l cmd internal test profiles bench; echo "gofmt: files above need formatting"; exit 1)
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/route/
-	@if grep -q 'func FuzzParse(' internal/config/*_test.go 2>/dev/null; then $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/; fi
-	@if grep -q 'func FuzzParseHead(' internal/protoguard/*_test.go 2>/dev/null; then $(GO) test -run '^$$' -fuzz '^FuzzParseHead$$' -fuzztime $(FUZZTIME) ./internal/protoguard/; fi
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHead$$' -fuzztime $(FUZZTIME) ./internal/protoguard/
 
-bench:
+bench: bench-go bench-load
+
+# Go micro-benchmarks of the packages.
+.PHONY: bench-go bench-load
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+# Load benchmark on loopback against nginx, haproxy, caddy and
+# nginx+ModSecurity (bench/README.md); writes bench/RESULTS.md.
+# Development run: make bench-load BENCH_FLAGS=-quick
+BENCH_FLAGS ?= -runs 3 -d 5s
+bench-load:
+	sh bench/install-peers.sh
+	$(GO) run ./bench/run $(BENCH_FLAGS)
 
 demo:
 	$(GO) run ./cmd/rampart demo
