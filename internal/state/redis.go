@@ -48,6 +48,15 @@ var _ Store = (*Redis)(nil)
 
 // NewRedis returns a Redis store. It does not connect until first used;
 // call Ping to check the connection.
+// quietLogger drops go-redis's own log lines: the failover wrapper reports
+// each change of the store's health once, as a structured event, instead
+// of one unstructured line per failed dial.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietLogger{}) }
+
 func NewRedis(o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = 100 * time.Millisecond

@@ -59,6 +59,9 @@ func newUpstream(t *testing.T) *upstream {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/slow"):
 			time.Sleep(500 * time.Millisecond)
+		case r.URL.Path == "/api/fail401":
+			w.WriteHeader(http.StatusUnauthorized)
+			return
 		case r.URL.Path == "/api/redirect":
 			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
 			return
