@@ -46,8 +46,6 @@ type Redis struct {
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a Redis store. It does not connect until first used;
-// call Ping to check the connection.
 // quietLogger drops go-redis's own log lines: the failover wrapper reports
 // each change of the store's health once, as a structured event, instead
 // of one unstructured line per failed dial.
@@ -57,6 +55,8 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func init() { redis.SetLogger(quietLogger{}) }
 
+// NewRedis returns a Redis store. It does not connect until first used;
+// call Ping to check the connection.
 func NewRedis(o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = 100 * time.Millisecond
