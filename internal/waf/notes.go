@@ -17,6 +17,7 @@ import "slices"
 //	932370 PL1 "Refund issued; print receipt"                (Windows commands: print, call, start, ...)
 //	932380 PL1 same family as 932370
 //	932236 PL2 "Customer upset; time on hold too long"       ("time", "set", "less", ...)
+//	932340 PL1 "asked about delivery time, will call back"   (Unix command without arguments: "time", ...)
 //
 // The older reports of "time" followed by words (coreruleset issue #4214)
 // and "; call back" no longer trip CRS 4.25 at PL1; the rules above cover
@@ -29,7 +30,7 @@ import "slices"
 // (libinjection and the signature rules), path traversal, RFI, PHP and Java
 // injection, Log4Shell, and the command-injection rules that need shell
 // syntax rather than a word.
-var NotesRules = []int{932230, 932235, 932236, 932250, 932260, 932370, 932380}
+var NotesRules = []int{932230, 932235, 932236, 932250, 932260, 932340, 932370, 932380}
 
 // NotesExclusions returns the exclusion of NotesRules from the given
 // fields on requests under routePrefix. Fields are written as in an

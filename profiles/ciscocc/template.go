@@ -78,7 +78,9 @@ sites:
     routes:
       - prefix: /finesse/api/
         methods: [GET, POST, PUT, DELETE]
-        waf: {exclusions: [{rules: [932110, 932230, 932235, 932250], routes: [/finesse/api/], fields: ["ARGS:note", "ARGS_POST:note", "ARGS:reasonCode"]}]}
+        waf:                             # agents' notes are free text: exclude only the command-word rules, only there
+          exclusions:
+            - {rules: [932230, 932235, 932236, 932250, 932260, 932340, 932370, 932380], routes: [/finesse/api/], fields: ["ARGS:json.note", "ARGS:note", "XML:/*"]}
       - regex: '^/finesse/api/User/[^/]+/ClientLog$'
         methods: [POST]
         rate_limit: finesse_clientlog

@@ -59,6 +59,11 @@ func newUpstream(t *testing.T) *upstream {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/slow"):
 			time.Sleep(500 * time.Millisecond)
+		case strings.HasPrefix(r.URL.Path, "/static/"):
+			w.Header().Set("Content-Type", "application/javascript")
+			w.Header().Set("ETag", `"v1"`)
+			_, _ = w.Write([]byte("console.log('static asset');\n"))
+			return
 		case r.URL.Path == "/api/fail401":
 			w.WriteHeader(http.StatusUnauthorized)
 			return
