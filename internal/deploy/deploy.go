@@ -121,6 +121,7 @@ type endpoint struct {
 	Port  uint16
 	Any4  bool // wildcard listener on every IPv4 address
 	Any6  bool // wildcard listener on every address, IPv6 and IPv4
+	UDP   bool // a datagram destination (syslog over UDP), not TCP
 	Why   string
 }
 
@@ -144,7 +145,9 @@ type host struct {
 	plan       *sandbox.Plan
 	listeners  []endpoint
 	admin      *endpoint
-	upstreams  []endpoint // upstream targets, then the state store
+	// upstreams are every destination rampart connects to: the upstream
+	// targets, the identity providers' key URLs, syslog, the state store.
+	upstreams []endpoint
 }
 
 func (o Options) withDefaults() Options {
@@ -231,6 +234,33 @@ func newHost(cfg *config.Config, opts Options) (*host, error) {
 			}
 			h.upstreams = append(h.upstreams, e)
 		}
+		for j := range s.Routes {
+			a := c.AuthFor(i, j)
+			if !a.Enabled() || a.KeysURL == "" {
+				continue
+			}
+			u, err := url.Parse(a.KeysURL)
+			if err != nil {
+				return nil, fmt.Errorf("sites[%d].routes[%d].auth.keys_url: %v", i, j, err)
+			}
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+			}
+			e, err := h.remoteEndpoint(net.JoinHostPort(u.Hostname(), port), fmt.Sprintf("sites[%d] %s auth keys", i, s.Host))
+			if err != nil {
+				return nil, fmt.Errorf("sites[%d].routes[%d].auth.keys_url: %w", i, j, err)
+			}
+			h.addUpstream(e)
+		}
+		if bf := s.BruteForce; bf != nil && bf.Syslog.Address != "" {
+			e, err := h.remoteEndpoint(bf.Syslog.Address, fmt.Sprintf("sites[%d] %s ban notices (syslog)", i, s.Host))
+			if err != nil {
+				return nil, fmt.Errorf("sites[%d].brute_force.syslog.address: %w", i, err)
+			}
+			e.UDP = bf.Syslog.Network != "tcp"
+			h.addUpstream(e)
+		}
 	}
 	if c.State.Store == "redis" {
 		e, err := h.remoteEndpoint(c.State.Redis.Address, "state store (redis)")
@@ -240,6 +270,17 @@ func newHost(cfg *config.Config, opts Options) (*host, error) {
 		h.upstreams = append(h.upstreams, e)
 	}
 	return h, nil
+}
+
+// addUpstream adds a destination unless the same one is there already
+// (several routes share one key URL).
+func (h *host) addUpstream(e endpoint) {
+	for _, x := range h.upstreams {
+		if x.Name == e.Name && x.UDP == e.UDP {
+			return
+		}
+	}
+	h.upstreams = append(h.upstreams, e)
 }
 
 func splitPort(hostport string) (string, uint16, error) {

@@ -261,3 +261,34 @@ func TestSELinux_FromConfig(t *testing.T) {
 	}
 	lacks(t, files["rampart.te"], "allow rampart_t self:capability net_bind_service;")
 }
+
+func TestDestinations_AuthKeysAndSyslog(t *testing.T) {
+	text := strings.Replace(baseConfig, "    routes: [{prefix: /}]\n", `    auth: {kind: jwt, keys_url: "https://10.0.0.20:8553/keys", issuer: "https://idp", audience: app}
+    brute_force: {syslog: {address: "10.0.0.30:514"}}
+    routes: [{prefix: /}, {prefix: /api/}]
+`, 1)
+	cfg := load(t, text)
+	nft, err := Nftables(cfg, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	has(t, nft,
+		"\t\telements = { 10.0.0.5 . 8445, 10.0.0.7 . 8080, 10.0.0.20 . 8553 }",
+		"\t\telements = { 10.0.0.30 . 514 }",
+		"\t\tip daddr . udp dport @datagram_v4 accept",
+	)
+	files, err := SELinux(cfg, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	has(t, files["rampart-selinux.sh"], "port rampart_upstream_port_t 8553")
+	lacks(t, files["rampart-selinux.sh"], "port rampart_upstream_port_t 514")
+	has(t, files["rampart.te"], "allow rampart_t self:udp_socket create_socket_perms;")
+	o := opts()
+	o.Clients, _ = ParsePrefixes("192.0.2.0/24")
+	unit, err := Systemd(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has(t, unit, "IPAddressAllow=localhost 192.0.2.0/24 10.0.0.5/32 10.0.0.7/32 fd00::7/128 10.0.0.20/32 10.0.0.30/32")
+}

@@ -50,19 +50,27 @@ func Nftables(cfg *config.Config, opts Options) (string, error) {
 		w("\t}")
 	}
 	w("")
-	v4, v6 := h.upstreamElements()
-	if len(v4) > 0 {
-		w("\t# Upstream targets and the state store: address . port.")
-		w("\tset upstream_v4 {")
-		w("\t\ttype ipv4_addr . inet_service")
-		w("\t\telements = { %s }", strings.Join(v4, ", "))
-		w("\t}")
-		w("")
-	}
-	if len(v6) > 0 {
-		w("\tset upstream_v6 {")
-		w("\t\ttype ipv6_addr . inet_service")
-		w("\t\telements = { %s }", strings.Join(v6, ", "))
+	v4, v6 := h.upstreamElements(false)
+	u4, u6 := h.upstreamElements(true)
+	for i, set := range []struct {
+		name, typ string
+		elems     []string
+	}{
+		{"upstream_v4", "ipv4_addr", v4}, {"upstream_v6", "ipv6_addr", v6},
+		{"datagram_v4", "ipv4_addr", u4}, {"datagram_v6", "ipv6_addr", u6},
+	} {
+		if len(set.elems) == 0 {
+			continue
+		}
+		switch i {
+		case 0, 1:
+			w("\t# TCP destinations (upstreams, key URLs, the state store): address . port.")
+		default:
+			w("\t# UDP destinations (syslog): address . port.")
+		}
+		w("\tset %s {", set.name)
+		w("\t\ttype %s . inet_service", set.typ)
+		w("\t\telements = { %s }", strings.Join(set.elems, ", "))
 		w("\t}")
 		w("")
 	}
@@ -102,6 +110,12 @@ func Nftables(cfg *config.Config, opts Options) (string, error) {
 	if len(v6) > 0 {
 		w("\t\tip6 daddr . tcp dport @upstream_v6 ct state new accept")
 	}
+	if len(u4) > 0 {
+		w("\t\tip daddr . udp dport @datagram_v4 accept")
+	}
+	if len(u6) > 0 {
+		w("\t\tip6 daddr . udp dport @datagram_v6 accept")
+	}
 	for _, o := range h.opts.AllowOut {
 		w("\t\t# --allow-out %s", o)
 		w("\t\t%s daddr %s %s dport %d ct state new accept", family(o.Net.Addr()), o.Net, o.Proto, o.Port)
@@ -125,8 +139,11 @@ func family(a netip.Addr) string {
 	return "ip6"
 }
 
-func (h *host) upstreamElements() (v4, v6 []string) {
+func (h *host) upstreamElements(udp bool) (v4, v6 []string) {
 	for _, e := range h.upstreams {
+		if e.UDP != udp {
+			continue
+		}
 		for _, a := range e.Addrs {
 			if a.Is4() {
 				if el := fmt.Sprintf("%s . %d", a, e.Port); !slices.Contains(v4, el) {

@@ -35,7 +35,7 @@ func SELinux(cfg *config.Config, opts Options) (map[string]string, error) {
 func (h *host) portLines() (bind, connect []uint16) {
 	bind = h.bindPorts()
 	for _, e := range h.upstreams {
-		if !slices.Contains(connect, e.Port) {
+		if !e.UDP && !slices.Contains(connect, e.Port) {
 			connect = append(connect, e.Port)
 		}
 	}
@@ -112,6 +112,12 @@ allow rampart_t self:tcp_socket { create_stream_socket_perms };`)
 		w("allow rampart_t self:capability net_bind_service;")
 	} else {
 		w("# Every port is 1024 or above: no capability at all.")
+	}
+	if h.sendsUDP() {
+		w("# Ban notices to syslog over UDP (SELinux checks no destination port for UDP).")
+		w("allow rampart_t self:udp_socket create_socket_perms;")
+		w("corenet_udp_sendrecv_generic_if(rampart_t)")
+		w("corenet_udp_sendrecv_generic_node(rampart_t)")
 	}
 	w(`
 tunable_policy(` + "`rampart_drop_privileges'" + `,` + "`" + `
@@ -196,6 +202,15 @@ func (h *host) selinuxFC() string {
 	}
 	label(sandbox.Path{Path: "/var/cache/rampart"}, "rampart_cache_t")
 	return b.String()
+}
+
+func (h *host) sendsUDP() bool {
+	for _, e := range h.upstreams {
+		if e.UDP {
+			return true
+		}
+	}
+	return false
 }
 
 // logFiletrans lets rampart create a log file directly in /var/log (and

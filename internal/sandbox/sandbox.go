@@ -87,6 +87,8 @@ type Plan struct {
 	// ConnectHosts are the hosts of the upstream targets and the state store,
 	// as written in the config.
 	ConnectHosts []string
+	// ConnectUDP are the UDP ports datagrams go to (syslog over UDP).
+	ConnectUDP []uint16
 	// DNS is true when a connect host is a name rather than an address.
 	DNS bool
 	// Warnings name the files allowed alone because their directory is
@@ -135,6 +137,9 @@ func (s Status) Attrs() []slog.Attr {
 			slog.Any("bind_tcp", s.Plan.BindPorts),
 			slog.Any("connect_tcp", s.Plan.ConnectPorts),
 		)
+		if len(s.Plan.ConnectUDP) > 0 {
+			a = append(a, slog.Any("send_udp", s.Plan.ConnectUDP))
+		}
 	}
 	if s.Reason != "" {
 		a = append(a, slog.String("reason", s.Reason))
@@ -209,6 +214,33 @@ func NewPlan(cfg *config.Config, opts Options) (*Plan, error) {
 		for j, r := range s.Routes {
 			if r.WAF != nil {
 				file(r.WAF.RulesFile, fmt.Sprintf("%s.routes[%d].waf.rules_file", k, j))
+			}
+		}
+		for j := range s.Routes {
+			a := cfg.AuthFor(i, j)
+			if !a.Enabled() {
+				continue
+			}
+			rk := fmt.Sprintf("%s.routes[%d].auth", k, j)
+			file(a.KeysFile, rk+".keys_file")
+			if a.KeysURL != "" {
+				hostport, err := urlHostPort(a.KeysURL)
+				if err != nil {
+					return nil, fmt.Errorf("%s.keys_url: %w", rk, err)
+				}
+				if err := p.addConnect(hostport, rk+".keys_url"); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if bf := s.BruteForce; bf != nil && bf.Syslog.Address != "" {
+			why := k + ".brute_force.syslog"
+			if bf.Syslog.Network == "tcp" {
+				if err := p.addConnect(bf.Syslog.Address, why); err != nil {
+					return nil, err
+				}
+			} else if err := p.addUDP(bf.Syslog.Address, why); err != nil {
+				return nil, err
 			}
 		}
 		for _, target := range s.Upstream.Targets {
@@ -310,6 +342,42 @@ func (p *Plan) addConnect(hostport, why string) error {
 		p.DNS = true
 	}
 	return nil
+}
+
+func (p *Plan) addUDP(hostport, why string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%s: %q: %v", why, hostport, err)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("%s: %q: no UDP port", why, hostport)
+	}
+	p.ConnectUDP = appendPort(p.ConnectUDP, uint16(n))
+	if net.ParseIP(host) == nil {
+		p.DNS = true
+	}
+	return nil
+}
+
+// urlHostPort returns the host:port a URL connects to.
+func urlHostPort(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		default:
+			return "", fmt.Errorf("%q: no port and no http or https scheme", raw)
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 func appendPort(ps []uint16, n uint16) []uint16 {
@@ -504,10 +572,18 @@ func (p *Plan) rules() ([]landlock.Rule, error) {
 	for _, port := range p.ConnectPorts {
 		rules = append(rules, landlock.ConnectTCP(port))
 	}
+	// UDP rules exist from ABI 10 on. A datagram socket is bound to an
+	// ephemeral port implicitly, hence BindUDP(0) whenever one is sent.
+	if p.DNS || len(p.ConnectUDP) > 0 {
+		rules = append(rules, landlock.BindUDP(0))
+	}
 	if p.DNS {
 		// A name not pinned in /etc/hosts is resolved over UDP; TCP port
-		// 53 stays closed. UDP rules exist from ABI 10 on.
-		rules = append(rules, landlock.BindUDP(0), landlock.ConnectSendUDP(53))
+		// 53 stays closed.
+		rules = append(rules, landlock.ConnectSendUDP(53))
+	}
+	for _, port := range p.ConnectUDP {
+		rules = append(rules, landlock.ConnectSendUDP(port))
 	}
 	return rules, nil
 }

@@ -558,7 +558,12 @@ sites:
   - host: other.example.com
     tls: {cert: /etc/letsencrypt/live/other/fullchain.pem, key: /etc/letsencrypt/live/other/privkey.pem}
     upstream: {targets: ["http://10.0.0.6:8445"]}
-    routes: [{prefix: /}]
+    auth: {kind: jwt, keys_url: "https://10.0.0.20/jwks", issuer: "https://idp", audience: app}
+    brute_force: {syslog: {address: "10.0.0.30:514"}}
+    routes:
+      - prefix: /
+      - prefix: /local/
+        auth: {keys_url: "", keys_file: /etc/rampart/jwks/keys.json}
 `
 
 func TestPlan_FromConfig(t *testing.T) {
@@ -592,8 +597,11 @@ func TestPlan_FromConfig(t *testing.T) {
 	if fmt.Sprint(p.BindPorts) != "[443 9901]" {
 		t.Errorf("bind ports %v, want [443 9901]", p.BindPorts)
 	}
-	if fmt.Sprint(p.ConnectPorts) != "[6379 8080 8445]" {
-		t.Errorf("connect ports %v, want [6379 8080 8445]", p.ConnectPorts)
+	if fmt.Sprint(p.ConnectPorts) != "[443 6379 8080 8445]" {
+		t.Errorf("connect ports %v, want [443 6379 8080 8445] (JWKS, redis, upstreams)", p.ConnectPorts)
+	}
+	if fmt.Sprint(p.ConnectUDP) != "[514]" {
+		t.Errorf("UDP ports %v, want [514] (syslog)", p.ConnectUDP)
 	}
 	if !p.DNS {
 		t.Error("app.internal is a name: DNS should be allowed")

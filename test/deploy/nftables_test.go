@@ -43,6 +43,12 @@ state: {store: redis, redis: {address: "[2001:db8::9]:6379"}}
 sites:
   - host: app.example.com
     upstream: {targets: ["https://10.0.0.5:8445", "http://[2001:db8::5]:8080"]}
+    auth: {kind: jwt, keys_url: "https://[2001:db8::20]/keys", issuer: "https://idp", audience: app}
+    brute_force: {syslog: {address: "10.0.0.30:514"}}
+    routes: [{prefix: /}]
+  - host: other.example.com
+    upstream: {targets: ["http://10.0.0.6:8080"]}
+    brute_force: {syslog: {address: "[2001:db8::30]:514"}}
     routes: [{prefix: /}]
 `))
 	if err != nil {
