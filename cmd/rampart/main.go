@@ -24,6 +24,8 @@ Usage:
   rampart demo [--listen ADDR]           run a sample app behind rampart (default https://localhost:8443)
   rampart init --profile cisco-cc ...    write a complete config for a contact center (see README)
   rampart audit https://HOST[:PORT] [flags] black-box security audit of a running proxy (rampart audit -h)
+  rampart deploy systemd|nftables|selinux -c FILE [-o DIR]
+                                         artefacts for the host, generated from the config
   rampart bans [--admin URL] list|add IP DURATION [REASON]|remove IP
                                          manage bans through the admin listener
   rampart version                        print version, commit and dependency versions
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBans(args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
+	case "deploy":
+		return cmdDeploy(args[1:], stdout, stderr)
 	case "version", "--version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":
