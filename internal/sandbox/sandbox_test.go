@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime/multipart"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,7 @@ import (
 	"github.com/rampart-proxy/rampart/internal/pipeline"
 	"github.com/rampart-proxy/rampart/internal/sandbox"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
+	"github.com/rampart-proxy/rampart/internal/server"
 	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/tlspolicy"
 )
@@ -43,6 +46,8 @@ func TestMain(m *testing.M) {
 		landlockHelper()
 	case "drop":
 		dropHelper()
+	case "server":
+		serverHelper()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", os.Getenv(helperEnv))
 		os.Exit(2)
@@ -181,6 +186,44 @@ func landlockHelper() {
 		}
 	}
 	emit(map[string]any{"phase": "reloaded", "results": r})
+}
+
+// serverHelper runs the real server in the order serve uses: server.New
+// (keys read, logs opened, listeners bound), then the sandbox, then Serve.
+// A line on stdin reloads; EOF stops it.
+func serverHelper() {
+	cfg, err := config.Load(env("CONFIG"))
+	if err != nil {
+		fatal("load: %v", err)
+	}
+	srv, err := server.New(context.Background(), cfg)
+	if err != nil {
+		fatal("server: %v", err)
+	}
+	srv.Load = func() (*config.Config, error) { return config.Load(env("CONFIG")) }
+	st, err := sandbox.Apply(cfg, sandbox.Options{})
+	if err != nil {
+		fatal("apply: %v", err)
+	}
+	go func() {
+		if err := srv.Serve(); err != nil {
+			fatal("serve: %v", err)
+		}
+	}()
+	emit(map[string]any{"phase": "serving", "status": st, "addr": srv.Addrs()[0].String(), "admin": srv.AdminAddr().String()})
+	in := bufio.NewReader(os.Stdin)
+	for {
+		if _, err := in.ReadString('\n'); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+			return
+		}
+		r := result{}
+		r.set("reload", srv.Reload(context.Background()))
+		r["sha256"] = srv.Config().SHA256
+		emit(map[string]any{"phase": "reloaded", "results": r})
+	}
 }
 
 func dropHelper() {
@@ -464,6 +507,138 @@ sites:
 	}
 	if r["serial other.test"] != newOther {
 		t.Errorf("reloaded certificate serial %s, want the renewed certbot one %s (old %s)", r["serial other.test"], newOther, oldOther)
+	}
+}
+
+// TestLandlock_Server runs the whole server under the sandbox: HTTPS
+// through the pipeline to the upstream, a multipart upload (the WAF spools
+// its file part to the temp dir), metrics on the admin listener, file logs
+// and a reload with a renewed certificate.
+func TestLandlock_Server(t *testing.T) {
+	requireLandlock(t)
+	l := newLayout(t)
+	l.writeCert(t)
+	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "upstream saw %s %s (%d bytes)", r.Method, r.URL.Path, n)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	ul, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go upstream.Serve(ul)
+	t.Cleanup(func() { upstream.Close() })
+	cfgText := fmt.Sprintf(`listen: "127.0.0.1:0"
+admin: {listen: "127.0.0.1:0"}
+tls: {cert: certs/site.pem, key: certs/site-key.pem}
+log: {access: %s, security: %s}
+sites:
+  - host: app.test
+    upstream: {targets: ["http://%s"]}
+    routes:
+      - prefix: /
+        methods: [GET, POST]
+`, filepath.Join(l.logs, "access.log"), filepath.Join(l.logs, "security.log"), ul.Addr())
+	replace(t, l.config, []byte(cfgText), 0o644)
+
+	cmd := helper(t, "server", map[string]string{"CONFIG": l.config})
+	cmd.Env = append(cmd.Env, "TMPDIR="+l.tmp)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	next := func() map[string]json.RawMessage {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("server helper ended: %v\n%s", lines.Err(), stderr.String())
+		}
+		var m map[string]json.RawMessage
+		must(t, json.Unmarshal(lines.Bytes(), &m))
+		return m
+	}
+	first := next()
+	var st sandbox.Status
+	var addr, admin string
+	must(t, json.Unmarshal(first["status"], &st))
+	must(t, json.Unmarshal(first["addr"], &addr))
+	must(t, json.Unmarshal(first["admin"], &admin))
+	if !st.Enabled {
+		t.Fatalf("sandbox not enabled: %s", st)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(l.ca.Cert)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "app.test"},
+	}}
+	get := func(method, body, ctype string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "https://"+addr+"/upload", strings.NewReader(body))
+		req.Host = "app.test"
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", method, err, stderr.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("GET", "", ""); code != 200 || !strings.Contains(body, "upstream saw GET /upload") {
+		t.Errorf("GET through the sandboxed server: %d %q", code, body)
+	}
+	var mp strings.Builder
+	mw := multipart.NewWriter(&mp)
+	fw, _ := mw.CreateFormFile("file", "report.txt")
+	fw.Write([]byte(strings.Repeat("quarterly numbers\n", 200)))
+	mw.Close()
+	if code, body := get("POST", mp.String(), mw.FormDataContentType()); code != 200 || !strings.Contains(body, "upstream saw POST") {
+		t.Errorf("multipart upload through the sandboxed server: %d %q\n%s", code, body, stderr.String())
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	must(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(metrics), "process_open_fds") {
+		t.Errorf("metrics under the sandbox: %d, process collector present: %v", resp.StatusCode, strings.Contains(string(metrics), "process_open_fds"))
+	}
+
+	// Renew the certificate, edit the config, reload.
+	serial := l.writeCert(t)
+	replace(t, l.config, []byte(cfgText+"    # reloaded\n"), 0o644)
+	want, err := config.Load(l.config)
+	must(t, err)
+	io.WriteString(stdin, "reload\n")
+	var r result
+	must(t, json.Unmarshal(next()["results"], &r))
+	if r["reload"] != "ok" || r["sha256"] != want.SHA256 {
+		t.Fatalf("reload under the sandbox: %v (want sha256 %s)\n%s", r, want.SHA256, stderr.String())
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "app.test"})
+	must(t, err)
+	got := conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	conn.Close()
+	if got != serial {
+		t.Errorf("after reload the server presents serial %s, want the renewed %s", got, serial)
+	}
+	if code, _ := get("GET", "", ""); code != 200 {
+		t.Errorf("GET after reload: %d", code)
+	}
+	// The logs reach their files (buffered: give them a moment).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(l.logs, "access.log"))
+		if strings.Contains(string(b), `"path":"/upload"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("access log has no request line:\n%s", b)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
