@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/sandbox"
 	"github.com/rampart-proxy/rampart/internal/server"
 )
 
@@ -22,18 +23,31 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if os.Geteuid() == 0 && !*allowRoot {
-		fmt.Fprintln(stderr, "rampart: refusing to serve as root: run as an unprivileged user (grant CAP_NET_BIND_SERVICE for ports below 1024), or pass --allow-root")
-		return 1
-	}
 	cfg, err := config.Load(*file)
 	if err != nil {
 		fmt.Fprintf(stderr, "rampart: %v\n", err)
 		return 1
 	}
+	if os.Geteuid() == 0 && cfg.User == "" && !*allowRoot {
+		fmt.Fprintln(stderr, "rampart: refusing to serve as root: set user: in the config (rampart drops to it after binding), run as an unprivileged user with CAP_NET_BIND_SERVICE, or pass --allow-root")
+		return 1
+	}
+	// Order matters and each step is irreversible: keys are read and
+	// listeners bound (server.New), then privileges are dropped, then the
+	// process sandboxes itself to what the config needs.
 	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "rampart: %v\n", err)
+		return 1
+	}
+	if cfg.User != "" {
+		if err := sandbox.DropPrivileges(cfg.User, cfg.Group); err != nil {
+			fmt.Fprintf(stderr, "rampart: %v\n", err)
+			return 1
+		}
+	}
+	if _, err := sandbox.Apply(cfg, sandbox.Options{Disabled: cfg.Sandbox == "off"}); err != nil {
+		fmt.Fprintf(stderr, "rampart: sandbox: %v (set sandbox: off to run without it)\n", err)
 		return 1
 	}
 	srv.Load = func() (*config.Config, error) { return config.Load(*file) }

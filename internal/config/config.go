@@ -33,6 +33,13 @@ type Config struct {
 	Sites     []Site   `yaml:"sites"`
 	Stages    `yaml:",inline"`
 
+	// Host hardening (internal/sandbox): the user and group to switch to
+	// after the listeners are bound when started as root, and the Landlock
+	// self-sandbox (on unless "off").
+	User    string `yaml:"user"`
+	Group   string `yaml:"group"`
+	Sandbox string `yaml:"sandbox"`
+
 	// File is the path the config was read from; relative paths in it
 	// (certificates, rules files) are resolved against its directory.
 	File string `yaml:"-"`

@@ -151,6 +151,14 @@ func (c *Config) validate() Errors {
 		}
 	}
 	c.validateTLS(v)
+	switch c.Sandbox {
+	case "", "on", "off":
+	default:
+		v.errf(p("sandbox"), "%q: write on or off", c.Sandbox)
+	}
+	if c.User == "root" || c.User == "0" || c.Group == "root" || c.Group == "0" {
+		v.errf(p("user"), "dropping privileges to root is no drop; name an unprivileged user such as rampart")
+	}
 	if c.Limits.MaxHeaderBytes < 1024 || c.Limits.MaxHeaderBytes > 1<<20 {
 		v.errf(p("limits", "max_header_bytes"), "must be between 1KiB and 1MiB")
 	}

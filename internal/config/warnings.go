@@ -23,6 +23,9 @@ func (c *Config) Warnings() []Warning {
 	warn := func(path []any, format string, args ...any) {
 		ws = append(ws, Warning{Line: c.pos.line(path...), Key: keyString(path...), Msg: fmt.Sprintf(format, args...)})
 	}
+	if c.Sandbox == "off" {
+		warn(p("sandbox"), "the Landlock sandbox is off: a compromised process could read any file and reach any address the user can")
+	}
 	if c.TLS.SessionTickets {
 		warn(p("tls", "session_tickets"), "session tickets are on: a stolen ticket key decrypts past sessions (no forward secrecy); leave them off")
 	}

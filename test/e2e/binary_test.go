@@ -121,7 +121,11 @@ func TestServe_RefusesRootWithoutAllowRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("runs only as root: checks that serve refuses to run as root")
 	}
-	out, err := exec.Command(binary(t), "serve", "-c", "/nonexistent.yaml").CombinedOutput()
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	file := filepath.Join(dir, "c.yaml")
+	must(t, os.WriteFile(file, []byte(render(baseConfig, dir, "http://127.0.0.1:9")), 0o644))
+	out, err := exec.Command(binary(t), "serve", "-c", file).CombinedOutput()
 	if exitCode(err) != 1 || !strings.Contains(string(out), "refusing to serve as root") {
 		t.Fatalf("exit %v\n%s", err, out)
 	}
@@ -247,4 +251,181 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// checkJSON runs `rampart check --json -c file` and decodes its report.
+func checkJSON(t *testing.T, file string) (code int, rep checkReport) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "check", "--json", "-c", file)
+	out, err := cmd.Output()
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("not a JSON report: %v\n%s", err, out)
+	}
+	return exitCode(err), rep
+}
+
+type checkReport struct {
+	File     string `json:"file"`
+	SHA256   string `json:"sha256"`
+	Findings []struct {
+		Rule     string `json:"rule"`
+		Severity string `json:"severity"`
+		Line     int    `json:"line"`
+		Key      string `json:"key"`
+		Message  string `json:"message"`
+		Fix      string `json:"fix"`
+	} `json:"findings"`
+	Summary map[string]int `json:"summary"`
+}
+
+// find returns the severity, line and key of the findings of rule.
+func (r checkReport) find(rule string) []string {
+	var out []string
+	for _, f := range r.Findings {
+		if f.Rule == rule {
+			out = append(out, f.Severity+" "+filepath.Base(r.File)+":"+itoa(f.Line)+" "+f.Key)
+		}
+	}
+	return out
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// The linter's findings in JSON: rule ids, severities, lines and keys, a
+// consistent summary, the same fingerprint as the text summary, and exit
+// status 1 because of one error.
+func TestCheck_JSONFindingsHaveRuleIDs(t *testing.T) {
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	file := filepath.Join(dir, "lint.yaml")
+	must(t, os.WriteFile(file, []byte(`trusted_proxies: [0.0.0.0/0]
+client_ip: {header: X-Forwarded-For}
+tls: {cert: site.pem, key: site-key.pem}
+sites:
+  - host: app.test
+    upstream: {targets: ["http://127.0.0.1:9"]}
+    routes:
+      - prefix: /api/
+      - prefix: /login
+        rate_limit: "off"
+      - exact: /ws
+        websocket: true
+      - regex: 'reports/[0-9]+'
+      - prefix: /manager/
+`), 0o644))
+	code, rep := checkJSON(t, file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (trusted_proxies 0.0.0.0/0 is an error): %+v", code, rep)
+	}
+	for rule, want := range map[string]string{
+		"trusted-proxies-everything": "error lint.yaml:1 trusted_proxies[0]",
+		"login-rate-limit":           "warning lint.yaml:10 sites[0].routes[1].rate_limit",
+		"websocket-uncapped":         "warning lint.yaml:12 sites[0].routes[2].websocket",
+		"regex-unanchored":           "warning lint.yaml:13 sites[0].routes[3].regex",
+		"route-exposes-admin-path":   "warning lint.yaml:14 sites[0].routes[4].prefix",
+		"cert-expiring":              "info lint.yaml:3 tls.cert",
+	} {
+		if got := rep.find(rule); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want [%q]", rule, got, want)
+		}
+	}
+	count := map[string]int{}
+	for _, f := range rep.Findings {
+		count[f.Severity]++
+		if f.Message == "" || f.Fix == "" {
+			t.Errorf("finding %+v lacks a message or a fix", f)
+		}
+	}
+	for _, sev := range []string{"error", "warning", "info"} {
+		if rep.Summary[sev] != count[sev] {
+			t.Errorf("summary %v does not count the findings %v", rep.Summary, count)
+		}
+	}
+	out, _ := exec.Command(binary(t), "check", "-c", file).CombinedOutput()
+	if rep.SHA256 == "" || !strings.Contains(string(out), "failed, 1 site(s), 1 error(s), 4 warning(s), 1 info, sha256 "+rep.SHA256) {
+		t.Errorf("text summary does not match the JSON report (sha256 %s):\n%s", rep.SHA256, out)
+	}
+	for _, want := range []string{
+		filepath.Base(file) + ":10: warning[login-rate-limit]: sites[0].routes[1].rate_limit: prefix /login ",
+		"(fix: rate_limit: login (5/s, burst 5))\n",
+		filepath.Base(file) + ":1: error[trusted-proxies-everything]: trusted_proxies[0]: ",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The weakened-defaults config: the same five warnings, with their rule
+// ids, in JSON.
+func TestCheck_JSONWeakDefaultsAreFiveWarnings(t *testing.T) {
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	file := filepath.Join(dir, "weak.yaml")
+	must(t, os.WriteFile(file, []byte(`admin: {listen: "0.0.0.0:9901"}
+tls: {cert: site.pem, key: site-key.pem, session_tickets: true}
+sites:
+  - host: app.test
+    upstream:
+      targets: ["https://127.0.0.1:9"]
+      tls: {insecure_skip_verify: true}
+    headers: {hsts: "off"}
+    routes:
+      - regex: ".*"
+`), 0o644))
+	code, rep := checkJSON(t, file)
+	if code != 0 || rep.Summary["warning"] != 5 || rep.Summary["error"] != 0 {
+		t.Fatalf("exit %d, summary %v", code, rep.Summary)
+	}
+	var warned []string
+	for _, f := range rep.Findings {
+		if f.Severity == "warning" {
+			warned = append(warned, f.Rule)
+		}
+	}
+	if got := strings.Join(warned, " "); got != "admin-listener-exposed tls-session-tickets upstream-insecure-skip-verify headers-hsts-off regex-matches-everything" {
+		t.Fatalf("warnings in file order: %s", got)
+	}
+}
+
+// A file that does not load: config-error findings naming line and key.
+func TestCheck_JSONConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	must(t, os.WriteFile(file, []byte("tls:\n  cert: site.pem\n  key: site-key.pem\n  versions: [\"1.1\"]\nsites: []\n"), 0o644))
+	code, rep := checkJSON(t, file)
+	if code != 1 || len(rep.Findings) == 0 || rep.SHA256 == "" {
+		t.Fatalf("exit %d, report %+v", code, rep)
+	}
+	if got := rep.find("config-error"); len(got) == 0 || got[0] != "error bad.yaml:4 tls.versions[0]" {
+		t.Fatalf("config errors %q", got)
+	}
+}
+
+// A world-readable key is reported once, under its rule, and fails check.
+func TestCheck_WorldReadableKeyHasRuleID(t *testing.T) {
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	must(t, os.Chmod(filepath.Join(dir, "site-key.pem"), 0o644))
+	file := filepath.Join(dir, "c.yaml")
+	must(t, os.WriteFile(file, []byte("tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstream: {targets: [\"http://127.0.0.1:9\"]}\n    routes: [{prefix: /api/}]\n"), 0o644))
+	code, rep := checkJSON(t, file)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	if got := rep.find("key-world-readable"); len(got) != 1 || got[0] != "error c.yaml:1 tls.key" {
+		t.Fatalf("key-world-readable: %q", got)
+	}
+	if got := rep.find("build-error"); len(got) != 0 {
+		t.Fatalf("reported twice, also as %q", got)
+	}
 }
