@@ -471,7 +471,7 @@ func apply(cfg *config.Config, opts Options) (Status, error) {
 	}
 	plan, err := NewPlan(cfg, opts)
 	if err != nil {
-		return st, fmt.Errorf("sandbox: %w", err)
+		return st, err
 	}
 	st.Plan = plan
 	if st.KernelABI == 0 {
@@ -480,10 +480,10 @@ func apply(cfg *config.Config, opts Options) (Status, error) {
 	}
 	rules, err := plan.rules()
 	if err != nil {
-		return st, fmt.Errorf("sandbox: %w", err)
+		return st, err
 	}
 	if err := landlock.V11.BestEffort().Restrict(rules...); err != nil {
-		return st, fmt.Errorf("sandbox: landlock: %w", err)
+		return st, fmt.Errorf("landlock: %w", err)
 	}
 	st.Enabled = true
 	st.ABI = min(st.KernelABI, maxABI)

@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/sandbox"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
 )
 
@@ -146,7 +148,7 @@ func TestContainerLayout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rampart check in the layout: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "sha256 "+cfg.SHA256) {
+	if !strings.Contains(string(out), cfg.SHA256) {
 		t.Errorf("check does not print the config's fingerprint %s:\n%s", cfg.SHA256, out)
 	}
 	t.Logf("%s", out)
@@ -156,7 +158,7 @@ func TestContainerLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -199,6 +201,16 @@ func TestContainerLayout(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("serve did not stop on SIGTERM")
 	}
+	// Once serve applies the sandbox, its status line must say it is on
+	// (Landlock needs no privilege and works in a chroot).
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, `"msg":"sandbox"`) {
+			t.Logf("%s", line)
+			if sandbox.ABI() > 0 && !strings.Contains(line, `"enabled":true`) {
+				t.Errorf("the sandbox is off in the layout: %s", line)
+			}
+		}
+	}
 }
 
 // A world-readable key is refused in the layout too: the image's user
@@ -213,6 +225,24 @@ func TestContainerLayout_RefusesWorldReadableKey(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "world-readable") {
 		t.Fatalf("check accepted a world-readable key: %v\n%s", err, out)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freePort(t *testing.T) string {
