@@ -1,7 +1,9 @@
 // Command rampartprof is `rampart serve` with a CPU profile: the same
 // config loading and server, in-process, with runtime/pprof running from
 // start to SIGTERM. rampart itself exposes no profiler; the benchmark uses
-// this wrapper when asked for profiles (bench/run -profile DIR).
+// this wrapper when asked for profiles (bench/run -profile DIR). It does
+// not drop privileges or apply the Landlock sandbox that `serve` applies;
+// neither is on the request path.
 //
 //	rampartprof serve -c FILE [--allow-root] -cpuprofile OUT
 package main
