@@ -253,18 +253,17 @@ func exitCode(err error) int {
 	return -1
 }
 
-// checkJSON runs `rampart check --json -c file` and decodes its report.
-func checkJSON(t *testing.T, file string) (code int, rep checkReport) {
+// runCheckJSON runs `rampart check --json -c file` and decodes its report.
+func runCheckJSON(t *testing.T, file string) (code int, rep lintReport) {
 	t.Helper()
-	cmd := exec.Command(binary(t), "check", "--json", "-c", file)
-	out, err := cmd.Output()
+	out, runErr := exec.Command(binary(t), "check", "--json", "-c", file).Output()
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("not a JSON report: %v\n%s", err, out)
 	}
-	return exitCode(err), rep
+	return exitCode(runErr), rep
 }
 
-type checkReport struct {
+type lintReport struct {
 	File     string `json:"file"`
 	SHA256   string `json:"sha256"`
 	Findings []struct {
@@ -279,17 +278,18 @@ type checkReport struct {
 }
 
 // find returns the severity, line and key of the findings of rule.
-func (r checkReport) find(rule string) []string {
+func (r lintReport) find(rule string) []string {
 	var out []string
 	for _, f := range r.Findings {
 		if f.Rule == rule {
-			out = append(out, f.Severity+" "+filepath.Base(r.File)+":"+itoa(f.Line)+" "+f.Key)
+			out = append(out, f.Severity+" "+filepath.Base(r.File)+":"+lintLine(f.Line)+" "+f.Key)
 		}
 	}
 	return out
 }
 
-func itoa(n int) string {
+// lintLine formats a line number without strconv (not imported here).
+func lintLine(n int) string {
 	if n == 0 {
 		return "0"
 	}
@@ -322,7 +322,7 @@ sites:
       - regex: 'reports/[0-9]+'
       - prefix: /manager/
 `), 0o644))
-	code, rep := checkJSON(t, file)
+	code, rep := runCheckJSON(t, file)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (trusted_proxies 0.0.0.0/0 is an error): %+v", code, rep)
 	}
@@ -382,7 +382,7 @@ sites:
     routes:
       - regex: ".*"
 `), 0o644))
-	code, rep := checkJSON(t, file)
+	code, rep := runCheckJSON(t, file)
 	if code != 0 || rep.Summary["warning"] != 5 || rep.Summary["error"] != 0 {
 		t.Fatalf("exit %d, summary %v", code, rep.Summary)
 	}
@@ -402,7 +402,7 @@ func TestCheck_JSONConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bad.yaml")
 	must(t, os.WriteFile(file, []byte("tls:\n  cert: site.pem\n  key: site-key.pem\n  versions: [\"1.1\"]\nsites: []\n"), 0o644))
-	code, rep := checkJSON(t, file)
+	code, rep := runCheckJSON(t, file)
 	if code != 1 || len(rep.Findings) == 0 || rep.SHA256 == "" {
 		t.Fatalf("exit %d, report %+v", code, rep)
 	}
@@ -418,7 +418,7 @@ func TestCheck_WorldReadableKeyHasRuleID(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(dir, "site-key.pem"), 0o644))
 	file := filepath.Join(dir, "c.yaml")
 	must(t, os.WriteFile(file, []byte("tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstream: {targets: [\"http://127.0.0.1:9\"]}\n    routes: [{prefix: /api/}]\n"), 0o644))
-	code, rep := checkJSON(t, file)
+	code, rep := runCheckJSON(t, file)
 	if code != 1 {
 		t.Fatalf("exit %d", code)
 	}
