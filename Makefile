@@ -16,7 +16,7 @@ build:
 test: lint test-unit fuzz
 
 test-unit:
-	RAMPART_REQUIRE_REDIS=1 RAMPART_REQUIRE_NGINX=1 RAMPART_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 12m ./...
+	RAMPART_REQUIRE_REDIS=1 RAMPART_REQUIRE_NGINX=1 RAMPART_REQUIRE_BROWSER=1 RAMPART_REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 -timeout 12m ./...
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -20,7 +20,7 @@ const usage = `rampart: a deny-by-default TLS reverse proxy for the DMZ
 
 Usage:
   rampart serve -c FILE [--allow-root]   run the proxy (SIGHUP reloads, SIGTERM drains)
-  rampart check -c FILE                  validate FILE; list every weakened default
+  rampart check -c FILE [--json]         validate and lint FILE: errors, weakened defaults, fix hints
   rampart demo [--listen ADDR]           run a sample app behind rampart (default https://localhost:8443)
   rampart init --profile cisco-cc ...    write a complete config for a contact center (see README)
   rampart audit https://HOST[:PORT] [flags] black-box security audit of a running proxy (rampart audit -h)

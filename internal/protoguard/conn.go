@@ -129,13 +129,29 @@ func (c *Conn) Verdict() *Rejection {
 
 // Passthrough stops framing checks: after a successful WebSocket upgrade the
 // connection carries WebSocket frames, not HTTP. Called after the hijack.
+// The read buffer goes back to the pool unless it still holds bytes: an
+// idle WebSocket should cost as little memory as possible.
 func (c *Conn) Passthrough() {
 	c.mu.Lock()
 	if c.st != sClosed {
 		c.st = sPassthrough
 		c.ok = c.w
+		if c.r == c.w {
+			c.releaseBuffer()
+		}
 	}
 	c.mu.Unlock()
+}
+
+// releaseBuffer returns the read buffer to the pool (pooled sizes only).
+// Called with c.mu held.
+func (c *Conn) releaseBuffer() {
+	if c.buf != nil && len(c.buf) == 16<<10 {
+		b := c.buf
+		bufPool.Put(&b)
+	}
+	c.buf = nil
+	c.r, c.ok, c.w = 0, 0, 0
 }
 
 var errMalformedBody = errors.New("protoguard: malformed request body framing")
@@ -458,12 +474,13 @@ func (c *Conn) Close() error {
 		} else {
 			err = c.raw.Close()
 		}
+		// net/http may still read (its background read) after Close: leave
+		// the connection in the closed state so that such a read ends at
+		// once instead of parsing a buffer that is gone.
 		c.mu.Lock()
-		if c.buf != nil && c.st != sPassthrough && len(c.buf) == 16<<10 {
-			b := c.buf
-			c.buf = nil
-			bufPool.Put(&b)
-		}
+		c.releaseBuffer()
+		c.st = sClosed
+		c.inject = nil
 		c.mu.Unlock()
 		if c.onClose != nil {
 			c.onClose()

@@ -83,9 +83,12 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 	u.strip = append(append([]string{}, alwaysStripped...), owned...)
 	u.strip = append(u.strip, s.Headers.Remove...)
 	u.rp = &httputil.ReverseProxy{
-		Rewrite:        u.rewrite,
-		Transport:      u,
-		FlushInterval:  -1,
+		Rewrite:   u.rewrite,
+		Transport: u,
+		// Streaming answers (unknown length, event streams) are flushed at
+		// once by ReverseProxy itself; the rest is written in full buffers,
+		// not one system call per upstream read.
+		FlushInterval:  0,
 		ModifyResponse: u.modifyResponse,
 		ErrorHandler:   u.errorHandler,
 		ErrorLog:       nil,

@@ -76,14 +76,16 @@ sites:
       - {prefix: /finesse/admin/, status: 403}
       - {prefix: /admin/, status: 403}
     routes:
-      - prefix: /finesse/api/
+      # Regex routes are tried in file order after exact and prefix
+      # routes: the ClientLog route must come before the general API route.
+      - regex: '^/finesse/api/User/[^/]+/ClientLog$'
+        methods: [POST]
+        rate_limit: finesse_clientlog
+      - regex: '^/finesse/api/'
         methods: [GET, POST, PUT, DELETE]
         waf:                             # agents' notes are free text: exclude only the command-word rules, only there
           exclusions:
             - {rules: [932230, 932235, 932236, 932250, 932260, 932340, 932370, 932380], routes: [/finesse/api/], fields: ["ARGS:json.note", "ARGS:note", "XML:/*"]}
-      - regex: '^/finesse/api/User/[^/]+/ClientLog$'
-        methods: [POST]
-        rate_limit: finesse_clientlog
       - exact: /desktop/sso/token
         methods: [GET, POST]
         rate_limit: finesse_sso

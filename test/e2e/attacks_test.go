@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 )
@@ -159,5 +160,24 @@ func TestChunkedBodyOverLimit_NeverCompletesUpstream(t *testing.T) {
 	}
 	if l := e.up.last(); l.URI != "" && l.BodyLen >= 70000 {
 		t.Fatalf("upstream received the whole over-limit body (%d bytes)", l.BodyLen)
+	}
+}
+
+// Clients that send a request and hang up at once race net/http's
+// background read against Close; the proxy must keep serving.
+func TestHangUpAfterRequest_DoesNotCrash(t *testing.T) {
+	e := start(t, baseConfig)
+	for i := 0; i < 300; i++ {
+		c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		_, _ = c.Write([]byte("GET /api/x HTTP/1.1\r\nHost: app.test\r\n\r\n"))
+		c.Close()
+	}
+	resp := e.get("/api/x") // fails the test if the proxy is gone
+	resp.Body.Close()
+	if resp.StatusCode != 200 && resp.StatusCode != 429 { // 300 requests in a burst meet the default rate limit
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }
