@@ -226,7 +226,7 @@ func (e *env) client() *http.Client {
 			ForceAttemptHTTP2: false,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       5 * time.Second,
+		Timeout:       15 * time.Second, // generous: CI runs packages in parallel on 2 cores
 	}
 }
 
