@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,15 @@ type target struct {
 	name      string
 	downUntil atomic.Int64 // unix nanos; passive health
 }
+
+// copyBuffers are the 32 KiB buffers ReverseProxy copies bodies through;
+// without a pool it allocates one per response.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // alwaysStripped are response headers that advertise upstream internals.
 var alwaysStripped = []string{"Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime", "X-Generator"}
@@ -89,6 +99,7 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 		// once by ReverseProxy itself; the rest is written in full buffers,
 		// not one system call per upstream read.
 		FlushInterval:  0,
+		BufferPool:     copyBuffers,
 		ModifyResponse: u.modifyResponse,
 		ErrorHandler:   u.errorHandler,
 		ErrorLog:       nil,
