@@ -22,9 +22,10 @@ package pipeline
 import (
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-proxy/rampart/internal/auth"
 	"github.com/rampart-proxy/rampart/internal/config"
@@ -54,8 +55,9 @@ func (p *Pipeline) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(reqinfo.With(r.Context(), info))
 	w := newStatusWriter(rw, gc)
+	var s *site
 	defer func() {
-		p.finish(w, r, info)
+		p.finish(w, r, s, info)
 		releaseStatusWriter(w)
 	}()
 	w.Header().Set("X-Request-ID", info.ID)
@@ -71,8 +73,8 @@ func (p *Pipeline) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 
 	// Stage 4: host gate.
-	s, reason := p.hostGate(r, gc)
-	if s == nil {
+	var reason string
+	if s, reason = p.hostGate(r, gc); s == nil {
 		refuse(w, r, http.StatusMisdirectedRequest, "hostgate", reason)
 		return
 	}
@@ -111,28 +113,40 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, stage, reason st
 	observe.Refuse(w, r, status, stage, reason)
 }
 
-func (p *Pipeline) finish(w *statusWriter, r *http.Request, info *reqinfo.Info) {
+func (p *Pipeline) finish(w *statusWriter, r *http.Request, s *site, info *reqinfo.Info) {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	site := info.Site
-	if site == "" {
-		site = "unknown"
+	m := &unknownSite
+	if s != nil {
+		m = &s.metrics
 	}
-	observe.Metrics.Requests.WithLabelValues(site, codeClass(status)).Inc()
-	observe.Metrics.Duration.WithLabelValues(site).Observe(time.Since(info.Start).Seconds())
+	if i := status/100 - 1; i >= 0 && i < len(m.requests) {
+		m.requests[i].Inc()
+	}
+	m.duration.Observe(time.Since(info.Start).Seconds())
 	observe.Default().Access(r, status, w.bytes)
 }
 
-var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
-
-func codeClass(status int) string {
-	if i := status/100 - 1; i >= 0 && i < len(codeClasses) {
-		return codeClasses[i]
-	}
-	return strconv.Itoa(status)
+// siteMetrics are a site's series, looked up once per config load rather
+// than by label on every request.
+type siteMetrics struct {
+	requests [5]prometheus.Counter // 1xx … 5xx
+	duration prometheus.Observer
 }
+
+func newSiteMetrics(site string) siteMetrics {
+	var m siteMetrics
+	for i, class := range [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+		m.requests[i] = observe.Metrics.Requests.WithLabelValues(site, class)
+	}
+	m.duration = observe.Metrics.Duration.WithLabelValues(site)
+	return m
+}
+
+// unknownSite counts requests refused before a site was selected.
+var unknownSite = newSiteMetrics("unknown")
 
 // requestPath returns the path of the request-target as the client sent it,
 // without query, also for absolute-form targets (whose authority the guard

@@ -19,6 +19,7 @@ type site struct {
 	conf     *config.Site
 	index    int
 	guard    *bruteforce.Guard
+	metrics  siteMetrics
 	names    []string
 	matcher  *route.Matcher
 	routes   []*routeEntry
@@ -87,7 +88,7 @@ var ownedHeaders = []string{"Strict-Transport-Security", "X-Frame-Options", "Ref
 
 func (b *builder) site(i int, dialer *egress.Dialer) (*site, error) {
 	cfg, cs := b.cfg, &b.cfg.Sites[i]
-	s := &site{conf: cs, names: append([]string{cs.Host}, cs.Aliases...), index: i}
+	s := &site{conf: cs, names: append([]string{cs.Host}, cs.Aliases...), index: i, metrics: newSiteMetrics(cs.Host)}
 	h := cs.Headers
 	for _, kv := range [][2]*string{
 		{strp("Strict-Transport-Security"), h.HSTS},

@@ -96,8 +96,10 @@ type Conn struct {
 	rejection Rejection
 	peer      netip.AddrPort
 	state     tls.ConnectionState
-	closeOnce sync.Once
-	onClose   func()
+
+	writeDeadline time.Time // guarded by net/http: one writer at a time
+	closeOnce     sync.Once
+	onClose       func()
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
@@ -459,7 +461,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	if c.lim.SendTimeout > 0 {
-		_ = c.raw.SetWriteDeadline(time.Now().Add(c.lim.SendTimeout))
+		// Push the deadline forward only when half of it is used up: the
+		// bound stays between SendTimeout/2 and SendTimeout per write, at a
+		// fraction of the timer updates.
+		now := time.Now()
+		if c.writeDeadline.Sub(now) < c.lim.SendTimeout/2 {
+			c.writeDeadline = now.Add(c.lim.SendTimeout)
+			_ = c.raw.SetWriteDeadline(c.writeDeadline)
+		}
 	}
 	return c.tls.Write(p)
 }

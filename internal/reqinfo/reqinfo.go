@@ -7,9 +7,11 @@ package reqinfo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,9 +58,28 @@ func From(ctx context.Context) *Info {
 // Of is From(r.Context()).
 func Of(r *http.Request) *Info { return From(r.Context()) }
 
-// NewID returns a random 128-bit request id in hex.
+// idPrefix makes ids unique across processes and restarts; the counter
+// makes them unique within one. Ids correlate log lines, they are not
+// secrets, so they need not be unpredictable.
+var (
+	idPrefix  [8]byte
+	idCounter atomic.Uint64
+)
+
+func init() {
+	_, _ = rand.Read(idPrefix[:])
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	idCounter.Store(binary.BigEndian.Uint64(seed[:]))
+}
+
+// NewID returns a 128-bit request id in hex: a per-process random prefix
+// and a counter. One allocation, no system call.
 func NewID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	copy(b[:8], idPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], idCounter.Add(1))
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
 }
