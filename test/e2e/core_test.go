@@ -386,3 +386,60 @@ func TestAdmin_HealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// client_auth: require refuses a handshake without a client certificate
+// signed by client_ca, and accepts one with it.
+func TestTLS_ClientCertificatesRequired(t *testing.T) {
+	e := start(t, strings.Replace(baseConfig, "tls:\n", "tls:\n  client_ca: \"{{DIR}}/ca.pem\"\n  client_auth: require\n", 1))
+	c := e.tlsConf("app.test")
+	if conn, err := tls.Dial("tcp", e.addr, c); err == nil {
+		// TLS 1.3 reports the refusal on the first read.
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = conn.Write([]byte("GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"))
+		if _, err := conn.Read(make([]byte, 1)); err == nil {
+			t.Fatal("served a client without a certificate")
+		}
+		conn.Close()
+	}
+	cert, key, err := e.ca.Leaf("agent-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Certificates = []tls.Certificate{pair}
+	conn, err := tls.Dial("tcp", e.addr, c)
+	if err != nil {
+		t.Fatalf("client with a certificate refused: %v", err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("GET /api/x HTTP/1.1\r\nHost: app.test\r\n\r\n"))
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 12)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "HTTP/1.1 200" {
+		t.Fatalf("got %q %v", buf, err)
+	}
+}
+
+// Behind a trusted load balancer the client is the address it reports;
+// anyone else's forwarding headers are ignored.
+func TestClientIdentity_TrustedProxyOnly(t *testing.T) {
+	e := start(t, strings.Replace(baseConfig, "sites:\n", "trusted_proxies: [127.0.0.1/32]\nclient_ip: {header: X-Forwarded-For}\nsites:\n", 1))
+	for _, tc := range []struct{ from, want string }{
+		{"127.0.0.1", "203.0.113.7"}, // the load balancer
+		{"127.0.0.2", "127.0.0.2"},   // anyone else
+	} {
+		req, _ := http.NewRequest("GET", "https://app.test/api/x", nil)
+		req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+		resp, err := e.clientFrom(tc.from).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := e.up.last().Header.Get("X-Forwarded-For"); got != tc.want {
+			t.Errorf("from %s: upstream saw X-Forwarded-For %q, want %q", tc.from, got, tc.want)
+		}
+	}
+}
