@@ -28,8 +28,8 @@ type Dialer struct {
 }
 
 // New resolves every "host:port" once, at load, and allows exactly the
-// resulting addresses.
-func New(ctx context.Context, hostports []string, timeout time.Duration) (*Dialer, error) {
+// resulting addresses. Connect timeouts come from the caller's context.
+func New(ctx context.Context, hostports []string) (*Dialer, error) {
 	d := &Dialer{allowed: map[netip.AddrPort]struct{}{}}
 	for _, hp := range hostports {
 		host, portStr, err := net.SplitHostPort(hp)
@@ -49,7 +49,6 @@ func New(ctx context.Context, hostports []string, timeout time.Duration) (*Diale
 		}
 	}
 	d.dialer = net.Dialer{
-		Timeout:        timeout,
 		KeepAlive:      30 * time.Second,
 		ControlContext: d.control,
 	}

@@ -30,7 +30,7 @@ type builder struct {
 	wafs     *waf.Set
 	auths    *auth.Set
 	caches   map[string]*cache.Store
-	sites    []*site // built so far, for fetching signing keys from an upstream
+	sites    []*site // every site, upstream built, for fetching signing keys
 }
 
 func newBuilder(cfg *config.Config, shared *Shared) (*builder, error) {

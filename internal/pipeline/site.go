@@ -46,8 +46,7 @@ func Build(ctx context.Context, cfg *config.Config, shared *Shared) (*Pipeline, 
 			hostports = append(hostports, u.Host)
 		}
 	}
-	connectTimeout := cfg.Sites[0].Upstream.ConnectTimeout.D()
-	dialer, err := egress.New(ctx, hostports, connectTimeout)
+	dialer, err := egress.New(ctx, hostports)
 	if err != nil {
 		return nil, err
 	}
@@ -56,9 +55,17 @@ func Build(ctx context.Context, cfg *config.Config, shared *Shared) (*Pipeline, 
 	if err != nil {
 		return nil, err
 	}
+	// Every site's upstream exists before any route chain is built: edge
+	// authentication may fetch its keys from another site's upstream.
 	for i := range cfg.Sites {
 		s, err := b.site(i, dialer)
 		if err != nil {
+			return nil, fmt.Errorf("sites[%d] (%s): %w", i, cfg.Sites[i].Host, err)
+		}
+		b.sites = append(b.sites, s)
+	}
+	for i, s := range b.sites {
+		if err := b.routes(s); err != nil {
 			return nil, fmt.Errorf("sites[%d] (%s): %w", i, cfg.Sites[i].Host, err)
 		}
 		p.all = append(p.all, s)
@@ -115,13 +122,19 @@ func (b *builder) site(i int, dialer *egress.Dialer) (*site, error) {
 		return nil, err
 	}
 	s.upstream = up
-	b.sites = append(b.sites, s)
+	return s, nil
+}
+
+// routes builds the site's ban guard, matcher and route chains.
+func (b *builder) routes(s *site) error {
+	cs := s.conf
+	var err error
 	bf := bruteforce.Config{}
 	if cs.BruteForce != nil {
 		bf = *cs.BruteForce
 	}
 	if s.guard, err = bruteforce.New(cs.Host, bf, b.shared.Store); err != nil {
-		return nil, fmt.Errorf("brute_force: %w", err)
+		return fmt.Errorf("brute_force: %w", err)
 	}
 
 	var routes, denies []route.Rule
@@ -133,7 +146,7 @@ func (b *builder) site(i int, dialer *egress.Dialer) (*site, error) {
 		routes = append(routes, rule(rc.Exact, rc.Prefix, rc.Regex, i))
 	}
 	if s.matcher, err = route.NewMatcher(routes, denies); err != nil {
-		return nil, err
+		return err
 	}
 	for i := range cs.Routes {
 		rc := &cs.Routes[i]
@@ -143,11 +156,11 @@ func (b *builder) site(i int, dialer *egress.Dialer) (*site, error) {
 		}
 		rt.allow = strings.Join(rc.Methods, ", ")
 		if rt.handler, err = b.routeChain(s, i, rt); err != nil {
-			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+			return fmt.Errorf("routes[%d]: %w", i, err)
 		}
 		s.routes = append(s.routes, rt)
 	}
-	return s, nil
+	return nil
 }
 
 func rule(exact, prefix, regex string, i int) route.Rule {

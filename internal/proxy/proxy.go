@@ -76,7 +76,11 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 		return nil, err
 	}
 	u.transport = &http.Transport{
-		DialContext:           dialer.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, s.Upstream.ConnectTimeout.D())
+			defer cancel()
+			return dialer.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: s.Upstream.ResponseHeaderTimeout.D(),

@@ -233,7 +233,7 @@ func TestEgress_RefusesUnlistedDestinations(t *testing.T) {
 	defer allowed.Close()
 	other, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer other.Close()
-	d, err := egress.New(context.Background(), []string{allowed.Addr().String()}, time.Second)
+	d, err := egress.New(context.Background(), []string{allowed.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
