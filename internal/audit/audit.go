@@ -386,6 +386,11 @@ func (a *auditor) take() bool {
 
 const budgetMsg = "request budget exhausted (%d requests); not probed"
 
+// skipBudget records id as not run because the request budget is spent.
+func (a *auditor) skipBudget(cat, id string) {
+	a.add(cat, id, Skip, budgetMsg, a.t.maxReq)
+}
+
 // baselines fetches the answers other checks compare with.
 func (a *auditor) baselines(ctx context.Context) {
 	a.root = a.do(ctx, "GET", a.req("GET", "/"))

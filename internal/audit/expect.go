@@ -114,7 +114,7 @@ func (a *auditor) runExpect(ctx context.Context) []*response {
 			got = append(got, r)
 			switch {
 			case r.Skipped:
-				a.add(CatPaths, id, Skip, budgetMsg, a.t.maxReq)
+				a.skipBudget(CatPaths, id)
 			case r.is2xx() || r.is3xx() || r.Status == 401:
 				a.add(CatPaths, id, Pass, "GET %s → %s", e, r.long())
 			case r.Status >= 500:
@@ -150,7 +150,7 @@ func (a *auditor) runExpect(ctx context.Context) []*response {
 		case len(warn) > 0:
 			a.add(CatPaths, id, Warn, "outside the allowed paths, reached the proxy's upstream side: %s", all)
 		case skipped:
-			a.add(CatPaths, id, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatPaths, id)
 		case all == "":
 			a.add(CatPaths, id, Pass, "every neighbour is itself allowed")
 		default:

@@ -19,7 +19,7 @@ func (a *auditor) runHost(ctx context.Context) {
 	root := a.root
 	switch {
 	case root == nil || root.Skipped:
-		a.add(CatHost, "host.baseline", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatHost, "host.baseline")
 	case !root.answered():
 		a.add(CatHost, "host.baseline", Warn, "GET / with Host %s: %s; checks that compare with the real site say less", a.t.hostHdr, root)
 	case root.Status >= 400:
@@ -33,7 +33,7 @@ func (a *auditor) runHost(ctx context.Context) {
 	r := a.once(ctx, name, "GET", a.reqHost("GET", "/", a.hostPort(name)))
 	switch {
 	case r.Skipped:
-		a.add(CatHost, "host.unknown", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatHost, "host.unknown")
 	case r.is2xx() && similar(r, root):
 		a.add(CatHost, "host.unknown", Fail, "SNI and Host %s → %s, the same page as the real site: any name is served", name, r.long())
 	case r.is2xx():
@@ -51,7 +51,7 @@ func (a *auditor) runHost(ctx context.Context) {
 	r = a.do(ctx, "GET", a.req("GET", "http://evil.example/"))
 	switch {
 	case r.Skipped:
-		a.add(CatHost, "host.absolute-uri", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatHost, "host.absolute-uri")
 	case r.is2xx():
 		a.add(CatHost, "host.absolute-uri", Fail, "GET http://evil.example/ with Host %s → %s: request for another host served", a.t.hostHdr, r.long())
 	case r.is3xx():
@@ -65,7 +65,7 @@ func (a *auditor) runHost(ctx context.Context) {
 	r = a.once(ctx, a.t.sni, "CONNECT", a.reqHost("CONNECT", "evil.example:443", "evil.example:443"))
 	switch {
 	case r.Skipped:
-		a.add(CatHost, "host.connect", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatHost, "host.connect")
 	case r.is2xx():
 		a.add(CatHost, "host.connect", Fail, "CONNECT evil.example:443 → %s: the target acts as an open proxy", r)
 	default:
@@ -75,7 +75,7 @@ func (a *auditor) runHost(ctx context.Context) {
 	r = a.do(ctx, "GET", a.reqHost("GET", "/", ""))
 	switch {
 	case r.Skipped:
-		a.add(CatHost, "host.missing", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatHost, "host.missing")
 	case r.is2xx():
 		a.add(CatHost, "host.missing", Warn, "HTTP/1.1 request without Host → %s (RFC 9112: must be 400)", r.long())
 	default:
@@ -96,7 +96,7 @@ func (a *auditor) fronting(ctx context.Context) {
 		line := "Host " + h + " → " + r.String()
 		switch {
 		case r.Skipped:
-			a.add(CatHost, id, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatHost, id)
 			return
 		case r.is2xx() && h != random && similar(r, a.root):
 			ok = append(ok, line+" (same page: an alias of the same site)")

@@ -150,7 +150,7 @@ func (a *auditor) runPaths(ctx context.Context) {
 		directID := "paths.direct:" + p
 		switch {
 		case direct.Skipped:
-			a.add(CatPaths, directID, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatPaths, directID)
 		case direct.is2xx() && !similar(direct, missing) && !similar(direct, a.root):
 			a.add(CatPaths, directID, Fail, "GET %s → %s: forbidden path served (a path that exists nowhere → %s)", p, direct.long(), missing)
 		case direct.is2xx():
@@ -196,7 +196,7 @@ func (a *auditor) runPaths(ctx context.Context) {
 		case len(redirected) > 0:
 			a.add(CatPaths, bypassID, Warn, "redirected: %s (%s; other variants: %s)", strings.Join(redirected, "; "), ref, tally)
 		case skipped > 0 && len(counts) == 0:
-			a.add(CatPaths, bypassID, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatPaths, bypassID)
 		default:
 			extra := ""
 			if skipped > 0 {

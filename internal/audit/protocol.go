@@ -14,31 +14,17 @@ func (a *auditor) runProtocol(ctx context.Context) {
 	// HTTP/1.0: a proxy that speaks it has fewer framing guarantees
 	// (no chunked, keep-alive by header) and no mandatory Host.
 	r := a.once(ctx, a.t.sni, "GET", "GET / HTTP/1.0\r\nHost: "+a.t.hostHdr+"\r\nUser-Agent: "+userAgent+"\r\n\r\n")
-	switch {
-	case r.Skipped:
-		a.add(CatProtocol, "protocol.http10", Skip, budgetMsg, a.t.maxReq)
-	case r.is2xx():
-		a.add(CatProtocol, "protocol.http10", Fail, "GET / HTTP/1.0 → %s: HTTP/1.0 accepted", r.long())
-	default:
-		a.add(CatProtocol, "protocol.http10", Pass, "GET / HTTP/1.0 → %s", r)
-	}
+	a.noPage(CatProtocol, "protocol.http10", r, Fail, "GET / HTTP/1.0", "HTTP/1.0 accepted")
 
 	a.plainHTTP(ctx)
 
 	r = a.do(ctx, "TRACE", a.req("TRACE", "/", "X-Audit-Trace: "+randToken()))
-	switch {
-	case r.Skipped:
-		a.add(CatProtocol, "protocol.trace", Skip, budgetMsg, a.t.maxReq)
-	case r.is2xx():
-		a.add(CatProtocol, "protocol.trace", Fail, "TRACE / → %s: TRACE answered (cross-site tracing, header echo)", r.long())
-	default:
-		a.add(CatProtocol, "protocol.trace", Pass, "TRACE / → %s", r)
-	}
+	a.noPage(CatProtocol, "protocol.trace", r, Fail, "TRACE /", "TRACE answered (cross-site tracing, header echo)")
 
 	r = a.do(ctx, "OPTIONS", a.req("OPTIONS", "/"))
 	switch {
 	case r.Skipped:
-		a.add(CatProtocol, "protocol.options", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatProtocol, "protocol.options")
 	case r.is2xx():
 		allow := r.Header.Get("Allow")
 		if allow == "" {
@@ -50,13 +36,19 @@ func (a *auditor) runProtocol(ctx context.Context) {
 	}
 
 	r = a.do(ctx, "FOO", a.req("FOO", "/"))
+	a.noPage(CatProtocol, "protocol.unknown-method", r, Warn, "FOO /", "unknown method answered as a page")
+}
+
+// noPage grades a request that should not get a page: a 2xx answer is
+// graded bad, with why after the evidence, and any other answer passes.
+func (a *auditor) noPage(cat, id string, r *response, bad Status, what, why string) {
 	switch {
 	case r.Skipped:
-		a.add(CatProtocol, "protocol.unknown-method", Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(cat, id)
 	case r.is2xx():
-		a.add(CatProtocol, "protocol.unknown-method", Warn, "FOO / → %s: unknown method answered as a page", r.long())
+		a.add(cat, id, bad, "%s → %s: %s", what, r.long(), why)
 	default:
-		a.add(CatProtocol, "protocol.unknown-method", Pass, "FOO / → %s", r)
+		a.add(cat, id, Pass, "%s → %s", what, r)
 	}
 }
 
@@ -68,7 +60,7 @@ func (a *auditor) http2(ctx context.Context) {
 	st, unreachable, err := a.handshake(ctx, conf)
 	switch {
 	case err == errBudget:
-		a.add(CatProtocol, id, Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatProtocol, id)
 	case unreachable:
 		a.add(CatProtocol, id, Skip, "no answer: %s", clip(err.Error(), 120))
 	case err != nil:
@@ -88,7 +80,7 @@ func (a *auditor) plainHTTP(ctx context.Context) {
 	got, err := a.onceTCP(ctx, "GET / HTTP/1.1\r\nHost: "+a.t.hostHdr+"\r\nUser-Agent: "+userAgent+"\r\nConnection: close\r\n\r\n")
 	switch {
 	case err == errBudget:
-		a.add(CatProtocol, id, Skip, budgetMsg, a.t.maxReq)
+		a.skipBudget(CatProtocol, id)
 	case bytes.HasPrefix(got, []byte("HTTP/")):
 		line, _, _ := strings.Cut(string(got), "\r\n")
 		a.add(CatProtocol, id, Fail, "cleartext GET / on the TLS port answered: %q", clip(line, 80))

@@ -36,7 +36,7 @@ func (a *auditor) runSmuggling(ctx context.Context) {
 		what := fmt.Sprintf("%s: GET / with %q, body %q", p.what, strings.Join(p.headers, "\r\n"), p.body)
 		switch {
 		case r.Skipped:
-			a.add(CatSmuggling, p.id, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatSmuggling, p.id)
 		case r.Status == 400 || (!r.answered() && r.Closed):
 			a.add(CatSmuggling, p.id, Pass, "%s → %s", what, r)
 		case r.Status == 501 && p.id == "smuggling.te-xchunked":

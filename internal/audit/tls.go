@@ -90,7 +90,7 @@ func (a *auditor) runTLS(ctx context.Context) {
 		st, unreachable, err := a.handshake(ctx, a.probeConf(tv.v, tv.v, allSuites()))
 		switch {
 		case err == errBudget:
-			a.add(CatTLS, tv.id, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatTLS, tv.id)
 			continue
 		case unreachable:
 			a.add(CatTLS, tv.id, Skip, "no answer: %s", clip(err.Error(), 120))
@@ -123,7 +123,7 @@ func (a *auditor) runTLS(ctx context.Context) {
 		st, unreachable, err := a.handshake(ctx, a.probeConf(tls.VersionTLS12, tls.VersionTLS12, ws.suites))
 		switch {
 		case err == errBudget:
-			a.add(CatTLS, ws.id, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatTLS, ws.id)
 		case unreachable:
 			a.add(CatTLS, ws.id, Skip, "no answer: %s", clip(err.Error(), 120))
 		case err != nil:
@@ -241,7 +241,7 @@ func (a *auditor) resumption(ctx context.Context, accepted map[uint16]bool) {
 		name := map[uint16]string{tls.VersionTLS12: "TLS 1.2", tls.VersionTLS13: "TLS 1.3"}[v]
 		first, second := a.take(), a.take() // a fresh and a resumed handshake
 		if !first || !second {
-			a.add(CatTLS, id, Skip, budgetMsg, a.t.maxReq)
+			a.skipBudget(CatTLS, id)
 			return
 		}
 		conf := a.probeConf(v, v, allSuites())
