@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -143,7 +144,7 @@ func (a *auditor) runExpect(ctx context.Context) []*response {
 				ok = append(ok, line)
 			}
 		}
-		all := strings.Join(append(append(append([]string{}, bad...), warn...), ok...), "; ")
+		all := strings.Join(slices.Concat(bad, warn, ok), "; ")
 		switch {
 		case len(bad) > 0:
 			a.add(CatPaths, id, Fail, "outside the allowed paths but served: %s", all)

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -112,7 +113,7 @@ func (a *auditor) fronting(ctx context.Context) {
 	if sni == "" {
 		sni = "(none)"
 	}
-	all := strings.Join(append(append(append([]string{}, bad...), odd...), ok...), "; ")
+	all := strings.Join(slices.Concat(bad, odd, ok), "; ")
 	switch {
 	case len(bad) > 0:
 		a.add(CatHost, id, Fail, "SNI %s: %s — a TLS session for one name serves another (domain fronting)", sni, all)

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +32,7 @@ var smugglingProbes = []struct {
 
 func (a *auditor) runSmuggling(ctx context.Context) {
 	for _, p := range smugglingProbes {
-		raw := a.req("GET", "/", append(append([]string{}, p.headers...), "Connection: close")...) + p.body
+		raw := a.req("GET", "/", append(slices.Clone(p.headers), "Connection: close")...) + p.body
 		r := a.once(ctx, a.t.sni, "GET", raw)
 		what := fmt.Sprintf("%s: GET / with %q, body %q", p.what, strings.Join(p.headers, "\r\n"), p.body)
 		switch {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -186,7 +187,7 @@ func (a *auditor) certChecks(st *tls.ConnectionState) {
 			mismatched = append(mismatched, h)
 		}
 	}
-	names := append(append([]string{}, leaf.DNSNames...), ipStrings(leaf)...)
+	names := slices.Concat(leaf.DNSNames, ipStrings(leaf))
 	if len(mismatched) > 0 {
 		a.add(CatTLS, "tls.cert.hostname", bad, "certificate names [%s], not %s%s", strings.Join(names, " "), strings.Join(mismatched, ", "), note)
 	} else {
