@@ -160,13 +160,16 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		out.Host = in.Host
 	}
+	// The client's own forwarding headers (X-Forwarded-*, X-Real-IP,
+	// X-Client-IP, True-Client-IP, …) are already gone: the client identity
+	// stage, first in every route chain, strips them in any spelling. The
+	// keys below are written in canonical form so that Set need not
+	// allocate a canonical copy on every request.
 	h := out.Header
-	for _, k := range []string{"X-Real-IP", "X-Client-IP", "True-Client-IP", "X-Forwarded-Port", "X-Request-ID", "Via"} {
-		h.Del(k)
-	}
+	h.Del("Via")
 	client := info.Client.String()
 	h.Set("X-Forwarded-For", client)
-	h.Set("X-Real-IP", client)
+	h.Set("X-Real-Ip", client)
 	h.Set("X-Forwarded-Proto", "https")
 	h.Set("X-Forwarded-Host", in.Host)
 	if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
@@ -174,7 +177,7 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 			h.Set("X-Forwarded-Port", port)
 		}
 	}
-	h.Set("X-Request-ID", info.ID)
+	h.Set("X-Request-Id", info.ID)
 }
 
 // RoundTrip picks a healthy target round-robin. A target that refuses the
