@@ -53,6 +53,10 @@ sites:
 `
 
 // minimalYAML names only what has no default.
+// afterTLS is minimalYAML without its tls block, for cases that write
+// their own.
+var afterTLS = strings.TrimPrefix(minimalYAML, "tls:\n  cert: c.pem\n  key: k.pem\n")
+
 const minimalYAML = `tls:
   cert: c.pem
   key: k.pem
@@ -202,47 +206,47 @@ func TestParse_ValidationErrorsNameLineAndKey(t *testing.T) {
 	}{
 		{
 			name:   "TLS 1.0 refused at the line of the value",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions:\n    - \"1.2\"\n    - \"1.0\"\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions:\n    - \"1.2\"\n    - \"1.0\"\n" + afterTLS,
 			marker: `- "1.0"`, key: "tls.versions[1]", msg: `"1.0" is not accepted`,
 		},
 		{
 			name:   "TLS 1.1 refused at the line of the value",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions:\n    - \"1.1\"\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions:\n    - \"1.1\"\n" + afterTLS,
 			marker: `- "1.1"`, key: "tls.versions[0]", msg: `"1.1" is not accepted`,
 		},
 		{
 			name:   "TLS version as a number is not 1.2",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions: [1.0]\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions: [1.0]\n" + afterTLS,
 			marker: "versions:", key: "tls.versions[0]", msg: "not accepted",
 		},
 		{
 			name:   "weak cipher refused",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  ciphers:\n    - TLS_RSA_WITH_AES_128_CBC_SHA\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  ciphers:\n    - TLS_RSA_WITH_AES_128_CBC_SHA\n" + afterTLS,
 			marker: "TLS_RSA_WITH", key: "tls.ciphers[0]", msg: "not an allowed suite",
 		},
 		{
 			name:   "missing cert",
-			doc:    "tls:\n  key: k.pem\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  key: k.pem\n" + afterTLS,
 			marker: "tls:", key: "tls.cert", msg: "missing",
 		},
 		{
 			name:   "missing key",
-			doc:    "tls:\n  cert: c.pem\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n" + afterTLS,
 			marker: "tls:", key: "tls.key", msg: "missing",
 		},
 		{
 			name:   "client_auth require without client_ca",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  client_auth: require\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  client_auth: require\n" + afterTLS,
 			marker: "tls:", key: "tls.client_ca", msg: "needs client_ca",
 		},
 		{
 			name:   "client_auth request without client_ca",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  client_auth: request\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  client_auth: request\n" + afterTLS,
 			marker: "tls:", key: "tls.client_ca", msg: "needs client_ca",
 		},
 		{
 			name:   "client_auth unknown mode",
-			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  client_auth: optional\n  client_ca: ca.pem\n" + minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):],
+			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  client_auth: optional\n  client_ca: ca.pem\n" + afterTLS,
 			marker: "client_auth:", key: "tls.client_auth", msg: "use none, request or require",
 		},
 		{
@@ -677,7 +681,7 @@ func TestParse_ListenAddrs(t *testing.T) {
 }
 
 func TestParseWithCert_NeedsNoCertFiles(t *testing.T) {
-	doc := minimalYAML[len("tls:\n  cert: c.pem\n  key: k.pem\n"):]
+	doc := afterTLS
 	if _, err := Parse("x.yaml", []byte(doc)); err == nil {
 		t.Fatal("Parse without tls.cert loaded")
 	}
