@@ -42,11 +42,32 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-func TestCheck_ErrorsNameFileLineAndKey(t *testing.T) {
+// checkFile writes the config yaml as name beside a fresh certificate and
+// key, and returns its path, for a run of rampart check.
+func checkFile(t *testing.T, name, yaml string) string {
+	t.Helper()
 	dir := t.TempDir()
 	writeCerts(t, dir)
-	bad := filepath.Join(dir, "bad.yaml")
-	must(t, os.WriteFile(bad, []byte(`tls:
+	file := filepath.Join(dir, name)
+	must(t, os.WriteFile(file, []byte(yaml), 0o644))
+	return file
+}
+
+// weakConfig loads but switches off five defaults, each a warning.
+const weakConfig = `admin: {listen: "0.0.0.0:9901"}
+tls: {cert: site.pem, key: site-key.pem, session_tickets: true}
+sites:
+  - host: app.test
+    upstream:
+      targets: ["https://127.0.0.1:9"]
+      tls: {insecure_skip_verify: true}
+    headers: {hsts: "off"}
+    routes:
+      - regex: ".*"
+`
+
+func TestCheck_ErrorsNameFileLineAndKey(t *testing.T) {
+	bad := checkFile(t, "bad.yaml", `tls:
   cert: site.pem
   key: site-key.pem
   versions: ["1.1"]
@@ -57,7 +78,7 @@ sites:
     routes:
       - prefix: /api/
         methods: [GET, TRACE]
-`), 0o644))
+`)
 	out, err := exec.Command(binary(t), "check", "-c", bad).CombinedOutput()
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, out)
@@ -71,7 +92,7 @@ sites:
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	typo := filepath.Join(dir, "typo.yaml")
+	typo := filepath.Join(filepath.Dir(bad), "typo.yaml")
 	must(t, os.WriteFile(typo, []byte("tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstreams: {}\n"), 0o644))
 	out, err = exec.Command(binary(t), "check", "-c", typo).CombinedOutput()
 	if exitCode(err) != 1 || !strings.Contains(string(out), "typo.yaml:4: sites[0].upstreams: unknown key") {
@@ -80,20 +101,7 @@ sites:
 }
 
 func TestCheck_WarnsAboutEveryWeakenedDefault(t *testing.T) {
-	dir := t.TempDir()
-	writeCerts(t, dir)
-	file := filepath.Join(dir, "weak.yaml")
-	must(t, os.WriteFile(file, []byte(`admin: {listen: "0.0.0.0:9901"}
-tls: {cert: site.pem, key: site-key.pem, session_tickets: true}
-sites:
-  - host: app.test
-    upstream:
-      targets: ["https://127.0.0.1:9"]
-      tls: {insecure_skip_verify: true}
-    headers: {hsts: "off"}
-    routes:
-      - regex: ".*"
-`), 0o644))
+	file := checkFile(t, "weak.yaml", weakConfig)
 	out, err := exec.Command(binary(t), "check", "-c", file).CombinedOutput()
 	if exitCode(err) != 0 {
 		t.Fatalf("exit %v\n%s", err, out)
@@ -106,11 +114,8 @@ sites:
 }
 
 func TestCheck_WorldReadableKeyIsAnError(t *testing.T) {
-	dir := t.TempDir()
-	writeCerts(t, dir)
-	must(t, os.Chmod(filepath.Join(dir, "site-key.pem"), 0o644))
-	file := filepath.Join(dir, "c.yaml")
-	must(t, os.WriteFile(file, []byte("tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstream: {targets: [\"http://127.0.0.1:9\"]}\n    routes: [{prefix: /}]\n"), 0o644))
+	file := checkFile(t, "c.yaml", "tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstream: {targets: [\"http://127.0.0.1:9\"]}\n    routes: [{prefix: /}]\n")
+	must(t, os.Chmod(filepath.Join(filepath.Dir(file), "site-key.pem"), 0o644))
 	out, err := exec.Command(binary(t), "check", "-c", file).CombinedOutput()
 	if exitCode(err) != 1 || !strings.Contains(string(out), "world-readable") {
 		t.Fatalf("exit %v\n%s", err, out)
@@ -304,10 +309,7 @@ func lintLine(n int) string {
 // consistent summary, the same fingerprint as the text summary, and exit
 // status 1 because of one error.
 func TestCheck_JSONFindingsHaveRuleIDs(t *testing.T) {
-	dir := t.TempDir()
-	writeCerts(t, dir)
-	file := filepath.Join(dir, "lint.yaml")
-	must(t, os.WriteFile(file, []byte(`trusted_proxies: [0.0.0.0/0]
+	file := checkFile(t, "lint.yaml", `trusted_proxies: [0.0.0.0/0]
 client_ip: {header: X-Forwarded-For}
 tls: {cert: site.pem, key: site-key.pem}
 sites:
@@ -321,7 +323,7 @@ sites:
         websocket: true
       - regex: 'reports/[0-9]+'
       - prefix: /manager/
-`), 0o644))
+`)
 	code, rep := runCheckJSON(t, file)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (trusted_proxies 0.0.0.0/0 is an error): %+v", code, rep)
@@ -368,20 +370,7 @@ sites:
 // The weakened-defaults config: the same five warnings, with their rule
 // ids, in JSON.
 func TestCheck_JSONWeakDefaultsAreFiveWarnings(t *testing.T) {
-	dir := t.TempDir()
-	writeCerts(t, dir)
-	file := filepath.Join(dir, "weak.yaml")
-	must(t, os.WriteFile(file, []byte(`admin: {listen: "0.0.0.0:9901"}
-tls: {cert: site.pem, key: site-key.pem, session_tickets: true}
-sites:
-  - host: app.test
-    upstream:
-      targets: ["https://127.0.0.1:9"]
-      tls: {insecure_skip_verify: true}
-    headers: {hsts: "off"}
-    routes:
-      - regex: ".*"
-`), 0o644))
+	file := checkFile(t, "weak.yaml", weakConfig)
 	code, rep := runCheckJSON(t, file)
 	if code != 0 || rep.Summary["warning"] != 5 || rep.Summary["error"] != 0 {
 		t.Fatalf("exit %d, summary %v", code, rep.Summary)
@@ -413,11 +402,8 @@ func TestCheck_JSONConfigErrors(t *testing.T) {
 
 // A world-readable key is reported once, under its rule, and fails check.
 func TestCheck_WorldReadableKeyHasRuleID(t *testing.T) {
-	dir := t.TempDir()
-	writeCerts(t, dir)
-	must(t, os.Chmod(filepath.Join(dir, "site-key.pem"), 0o644))
-	file := filepath.Join(dir, "c.yaml")
-	must(t, os.WriteFile(file, []byte("tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstream: {targets: [\"http://127.0.0.1:9\"]}\n    routes: [{prefix: /api/}]\n"), 0o644))
+	file := checkFile(t, "c.yaml", "tls: {cert: site.pem, key: site-key.pem}\nsites:\n  - host: app.test\n    upstream: {targets: [\"http://127.0.0.1:9\"]}\n    routes: [{prefix: /api/}]\n")
+	must(t, os.Chmod(filepath.Join(filepath.Dir(file), "site-key.pem"), 0o644))
 	code, rep := runCheckJSON(t, file)
 	if code != 1 {
 		t.Fatalf("exit %d", code)
