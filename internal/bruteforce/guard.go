@@ -78,7 +78,7 @@ func New(site string, cfg Config, store state.Store) (*Guard, error) {
 func (g *Guard) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := reqinfo.Of(r)
-		client := clientAddr(r, info)
+		client := info.ClientAddr(r)
 		ctx := r.Context()
 		if g.refuseIfBanned(ctx, w, r, state.IPBanKey(client)) {
 			return
@@ -180,23 +180,11 @@ func (g *Guard) ban(ctx context.Context, r *http.Request, key, kind, counter str
 		info := reqinfo.Of(r)
 		g.syslog.notify("ban", []sdParam{
 			{"key", key}, {"kind", kind}, {"reason", "brute-force"}, {"site", g.site},
-			{"client", state.ClientKey(clientAddr(r, info))}, {"failures", strconv.Itoa(failures)},
+			{"client", state.ClientKey(info.ClientAddr(r))}, {"failures", strconv.Itoa(failures)},
 			{"window", g.cfg.Window.String()}, {"until", until.UTC().Format(time.RFC3339)},
 			{"request_id", info.ID},
 		}, fmt.Sprintf("banned %s for %s after %d failed logins", key, g.cfg.Ban, failures))
 	}
-}
-
-// clientAddr is the client identity resolved by the pipeline, or the TCP
-// peer when the request did not pass through it.
-func clientAddr(r *http.Request, info *reqinfo.Info) netip.Addr {
-	if info.Client.IsValid() {
-		return info.Client
-	}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr()
-	}
-	return netip.Addr{}
 }
 
 // statusWriter records the final status the upstream wrote. It passes

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -218,7 +217,7 @@ func (l *Limiter) serve(c *class, w http.ResponseWriter, r *http.Request, next h
 		next.ServeHTTP(w, r)
 		return
 	}
-	ok, retry, err := l.store.Allow(r.Context(), c.prefix+state.ClientKey(clientAddr(r, info)), c.rate, c.burst)
+	ok, retry, err := l.store.Allow(r.Context(), c.prefix+state.ClientKey(info.ClientAddr(r)), c.rate, c.burst)
 	if err != nil {
 		c.failed.Inc()
 		observe.Refuse(w, r, http.StatusServiceUnavailable, Stage, "store-unavailable",
@@ -247,16 +246,4 @@ func RetryAfterSeconds(d time.Duration) int {
 		s = 1
 	}
 	return s
-}
-
-// clientAddr is the client identity resolved by the pipeline, or the TCP
-// peer when the request did not pass through it.
-func clientAddr(r *http.Request, info *reqinfo.Info) netip.Addr {
-	if info.Client.IsValid() {
-		return info.Client
-	}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr()
-	}
-	return netip.Addr{}
 }

@@ -83,3 +83,16 @@ func NewID() string {
 	hex.Encode(out[:], b[:])
 	return string(out[:])
 }
+
+// ClientAddr is the client identity the pipeline resolved, or the TCP peer
+// of r when the request did not pass through it (as in a unit test of one
+// stage).
+func (i *Info) ClientAddr(r *http.Request) netip.Addr {
+	if i.Client.IsValid() {
+		return i.Client
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr()
+	}
+	return netip.Addr{}
+}
