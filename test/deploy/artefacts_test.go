@@ -29,6 +29,17 @@ func exampleConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
+// installedConfig parses yaml as a config installed as
+// /etc/rampart/rampart.yaml, the path exampleOptions name.
+func installedConfig(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse(exampleOptions.ConfigPath, []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // exampleArtefacts generates every static artefact, by path under deploy/.
 func exampleArtefacts(t *testing.T) map[string]string {
 	t.Helper()
@@ -119,17 +130,14 @@ func exposure(t *testing.T, unit string) (float64, string) {
 func TestSystemdAnalyzeSecurity(t *testing.T) {
 	requireTool(t, "systemd-analyze")
 	cfg := exampleConfig(t)
-	low, err := config.Parse("/etc/rampart/rampart.yaml", []byte(`listen: "0.0.0.0:443"
+	low := installedConfig(t, `listen: "0.0.0.0:443"
 tls: {cert: certs/site.pem, key: certs/site-key.pem}
 log: {access: /var/log/rampart/access.log, security: /var/log/rampart/security.log}
 sites:
   - host: app.example.com
     upstream: {targets: ["https://10.0.0.5:8445"]}
     routes: [{prefix: /}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	clients := exampleOptions
 	clients.Clients, _ = deploy.ParsePrefixes("192.0.2.0/24")
 	for _, c := range []struct {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/deploy"
 )
 
@@ -36,7 +35,7 @@ func TestNftablesParses(t *testing.T) {
 	nftCheck(t, exampleArtefacts(t)["nftables/rampart.nft"])
 	// Listeners on both families, a client allow list, management
 	// openings, IPv6 upstreams and a state store.
-	cfg, err := config.Parse("/etc/rampart/rampart.yaml", []byte(`listeners: ["0.0.0.0:443", "[::]:8443", "192.0.2.10:8444", "[2001:db8::10]:8445"]
+	cfg := installedConfig(t, `listeners: ["0.0.0.0:443", "[::]:8443", "192.0.2.10:8444", "[2001:db8::10]:8445"]
 admin: {listen: "127.0.0.1:9901"}
 tls: {cert: certs/site.pem, key: certs/site-key.pem}
 state: {store: redis, redis: {address: "[2001:db8::9]:6379"}}
@@ -50,10 +49,7 @@ sites:
     upstream: {targets: ["http://10.0.0.6:8080"]}
     brute_force: {syslog: {address: "[2001:db8::30]:514"}}
     routes: [{prefix: /}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	opts := exampleOptions
 	opts.Clients, _ = deploy.ParsePrefixes("198.51.100.0/24, 2001:db8:1::/48")
 	in, _ := deploy.ParseOpening("tcp/22@10.0.9.0/24")
@@ -116,17 +112,14 @@ func TestNftablesInNetns(t *testing.T) {
 	run(t, "ip", "-n", dmz, "link", "set", veth+"a", "up")
 	run(t, "ip", "-n", inner, "link", "set", veth+"b", "up")
 
-	cfg, err := config.Parse("/etc/rampart/rampart.yaml", []byte(`listen: "10.231.0.1:8443"
+	cfg := installedConfig(t, `listen: "10.231.0.1:8443"
 admin: {listen: "127.0.0.1:9901"}
 tls: {cert: certs/site.pem, key: certs/site-key.pem}
 sites:
   - host: app.example.com
     upstream: {targets: ["http://10.231.0.2:18080"]}
     routes: [{prefix: /}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	ruleset, err := deploy.Nftables(cfg, exampleOptions)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/deploy"
 )
 
@@ -56,18 +55,15 @@ func TestSELinuxModuleCompiles(t *testing.T) {
 
 	// A port below 1024, a log file directly in /var/log and a certificate
 	// outside /etc/rampart: the variant parts of the module.
-	cfg, err := config.Parse("/etc/rampart/rampart.yaml", []byte(`listen: "0.0.0.0:443"
+	cfg := installedConfig(t, `listen: "0.0.0.0:443"
 tls: {cert: /srv/certs/site.pem, key: /srv/certs/site-key.pem}
 log: {access: /var/log/rampart-access.log, security: /var/log/rampart/security.log}
 sites:
   - host: app.example.com
     upstream: {targets: ["https://10.0.0.5:8445"]}
     routes: [{prefix: /}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err = deploy.SELinux(cfg, exampleOptions)
+`)
+	files, err := deploy.SELinux(cfg, exampleOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
