@@ -278,107 +278,32 @@ func shellQuote(s string) string {
 }
 
 // selinuxIF are the interfaces other modules use to work with rampart.
-const selinuxIF = `## <summary>rampart, a deny-by-default TLS reverse proxy.</summary>
-
-########################################
-## <summary>
-##	Execute rampart in the rampart domain.
-## </summary>
-## <param name="domain">
-##	<summary>
-##	Domain allowed to transition.
-##	</summary>
-## </param>
-#
-interface(` + "`rampart_domtrans'" + `,` + "`" + `
-	gen_require(` + "`" + `
-		type rampart_t, rampart_exec_t;
-	')
-
+var selinuxIF = "## <summary>rampart, a deny-by-default TLS reverse proxy.</summary>\n" +
+	selinuxInterface("rampart_domtrans", "Execute rampart in the rampart domain.", "Domain allowed to transition.", "",
+		"type rampart_t, rampart_exec_t;", `
 	corecmd_search_bin($1)
-	domtrans_pattern($1, rampart_exec_t, rampart_t)
-')
-
-########################################
-## <summary>
-##	Read the rampart config and certificates.
-## </summary>
-## <param name="domain">
-##	<summary>
-##	Domain allowed access.
-##	</summary>
-## </param>
-#
-interface(` + "`rampart_read_config'" + `,` + "`" + `
-	gen_require(` + "`" + `
-		type rampart_conf_t;
-	')
-
+	domtrans_pattern($1, rampart_exec_t, rampart_t)`) +
+	selinuxInterface("rampart_read_config", "Read the rampart config and certificates.", "Domain allowed access.", "",
+		"type rampart_conf_t;", `
 	files_search_etc($1)
 	list_dirs_pattern($1, rampart_conf_t, rampart_conf_t)
-	read_files_pattern($1, rampart_conf_t, rampart_conf_t)
-')
-
-########################################
-## <summary>
-##	Read the rampart access and security logs (log shippers).
-## </summary>
-## <param name="domain">
-##	<summary>
-##	Domain allowed access.
-##	</summary>
-## </param>
-#
-interface(` + "`rampart_read_log'" + `,` + "`" + `
-	gen_require(` + "`" + `
-		type rampart_log_t;
-	')
-
+	read_files_pattern($1, rampart_conf_t, rampart_conf_t)`) +
+	selinuxInterface("rampart_read_log", "Read the rampart access and security logs (log shippers).", "Domain allowed access.", "",
+		"type rampart_log_t;", `
 	logging_search_logs($1)
 	list_dirs_pattern($1, rampart_log_t, rampart_log_t)
-	read_files_pattern($1, rampart_log_t, rampart_log_t)
-')
-
-########################################
-## <summary>
-##	Send rampart a signal (SIGHUP reloads, SIGTERM drains).
-## </summary>
-## <param name="domain">
-##	<summary>
-##	Domain allowed access.
-##	</summary>
-## </param>
-#
-interface(` + "`rampart_signal'" + `,` + "`" + `
-	gen_require(` + "`" + `
-		type rampart_t;
-	')
-
-	allow $1 rampart_t:process signal;
-')
-
-########################################
-## <summary>
-##	All of the rules required to administrate
-##	a rampart environment.
-## </summary>
-## <param name="domain">
-##	<summary>
-##	Domain allowed access.
-##	</summary>
-## </param>
-## <param name="role">
+	read_files_pattern($1, rampart_log_t, rampart_log_t)`) +
+	selinuxInterface("rampart_signal", "Send rampart a signal (SIGHUP reloads, SIGTERM drains).", "Domain allowed access.", "",
+		"type rampart_t;", `
+	allow $1 rampart_t:process signal;`) +
+	selinuxInterface("rampart_admin", "All of the rules required to administrate\n##\ta rampart environment.", "Domain allowed access.", `## <param name="role">
 ##	<summary>
 ##	Role allowed access.
 ##	</summary>
 ## </param>
 ## <rolecap/>
-#
-interface(` + "`rampart_admin'" + `,` + "`" + `
-	gen_require(` + "`" + `
-		type rampart_t, rampart_conf_t, rampart_log_t, rampart_cache_t;
-	')
-
+`,
+		"type rampart_t, rampart_conf_t, rampart_log_t, rampart_cache_t;", `
 	allow $1 rampart_t:process { ptrace signal_perms };
 	ps_process_pattern($1, rampart_t)
 
@@ -389,6 +314,29 @@ interface(` + "`rampart_admin'" + `,` + "`" + `
 	admin_pattern($1, rampart_log_t)
 
 	files_search_var($1)
-	admin_pattern($1, rampart_cache_t)
+	admin_pattern($1, rampart_cache_t)`)
+
+// selinuxInterface is one interface of rampart.if in the reference policy's
+// layout: the documentation block the policy's tools parse, then the
+// interface requiring types and granting body to the domain $1. extraParams
+// documents parameters after the domain.
+func selinuxInterface(name, summary, domain, extraParams, types, body string) string {
+	return `
+########################################
+## <summary>
+##	` + summary + `
+## </summary>
+## <param name="domain">
+##	<summary>
+##	` + domain + `
+##	</summary>
+## </param>
+` + extraParams + `#
+interface(` + "`" + name + "'" + `,` + "`" + `
+	gen_require(` + "`" + `
+		` + types + `
+	')
+` + body + `
 ')
 `
+}
