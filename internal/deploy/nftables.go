@@ -52,22 +52,18 @@ func Nftables(cfg *config.Config, opts Options) (string, error) {
 	w("")
 	v4, v6 := h.upstreamElements(false)
 	u4, u6 := h.upstreamElements(true)
-	for i, set := range []struct {
-		name, typ string
-		elems     []string
+	const tcpDest, udpDest = "TCP destinations (upstreams, key URLs, the state store)", "UDP destinations (syslog)"
+	for _, set := range []struct {
+		name, typ, what string
+		elems           []string
 	}{
-		{"upstream_v4", "ipv4_addr", v4}, {"upstream_v6", "ipv6_addr", v6},
-		{"datagram_v4", "ipv4_addr", u4}, {"datagram_v6", "ipv6_addr", u6},
+		{"upstream_v4", "ipv4_addr", tcpDest, v4}, {"upstream_v6", "ipv6_addr", tcpDest, v6},
+		{"datagram_v4", "ipv4_addr", udpDest, u4}, {"datagram_v6", "ipv6_addr", udpDest, u6},
 	} {
 		if len(set.elems) == 0 {
 			continue
 		}
-		switch i {
-		case 0, 1:
-			w("\t# TCP destinations (upstreams, key URLs, the state store): address . port.")
-		default:
-			w("\t# UDP destinations (syslog): address . port.")
-		}
+		w("\t# %s: address . port.", set.what)
 		w("\tset %s {", set.name)
 		w("\t\ttype %s . inet_service", set.typ)
 		w("\t\telements = { %s }", strings.Join(set.elems, ", "))

@@ -270,8 +270,10 @@ func (h *host) selinuxScript() string {
 	return b.String()
 }
 
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
+
 func shellQuote(s string) string {
-	if regexp.MustCompile(`^[A-Za-z0-9_./-]+$`).MatchString(s) {
+	if shellSafe.MatchString(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
