@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/egress"
 	"github.com/rampart-proxy/rampart/internal/observe"
@@ -47,6 +49,21 @@ type target struct {
 	url       *url.URL
 	name      string
 	downUntil atomic.Int64 // unix nanos; passive health
+
+	// rampart_upstream_requests_total series, resolved once per config
+	// load rather than by label on every request.
+	ok, failed, connectFailed prometheus.Counter
+}
+
+func newTarget(u *url.URL) *target {
+	m := observe.Metrics.Upstream
+	return &target{
+		url:           u,
+		name:          u.Host,
+		ok:            m.WithLabelValues(u.Host, "ok"),
+		failed:        m.WithLabelValues(u.Host, "error"),
+		connectFailed: m.WithLabelValues(u.Host, "connect-failed"),
+	}
 }
 
 // copyBuffers are the 32 KiB buffers ReverseProxy copies bodies through;
@@ -69,7 +86,7 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 		if err != nil {
 			return nil, err
 		}
-		u.targets = append(u.targets, &target{url: pu, name: pu.Host})
+		u.targets = append(u.targets, newTarget(pu))
 	}
 	tc, err := upstreamTLS(cfg, s)
 	if err != nil {
@@ -197,16 +214,16 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		reqinfo.Of(req).Upstream = t.name
 		resp, err := u.transport.RoundTrip(req)
 		if err == nil {
-			observe.Metrics.Upstream.WithLabelValues(t.name, "ok").Inc()
+			t.ok.Inc()
 			return resp, nil
 		}
 		lastErr = err
 		var op *net.OpError
 		if !errors.As(err, &op) || op.Op != "dial" {
-			observe.Metrics.Upstream.WithLabelValues(t.name, "error").Inc()
+			t.failed.Inc()
 			return nil, err
 		}
-		observe.Metrics.Upstream.WithLabelValues(t.name, "connect-failed").Inc()
+		t.connectFailed.Inc()
 		t.downUntil.Store(time.Now().Add(u.failTimeout).UnixNano())
 		if req.Body != nil && req.Body != http.NoBody {
 			break
