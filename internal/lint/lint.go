@@ -47,7 +47,14 @@ func (f Finding) String() string {
 	if f.Line > 0 {
 		b.WriteString("line " + strconv.Itoa(f.Line) + ": ")
 	}
-	fmt.Fprintf(&b, "%s[%s]: ", f.Severity, f.Rule)
+	f.writeBody(&b)
+	return b.String()
+}
+
+// writeBody writes what follows the position: severity, rule, key, message
+// and fix.
+func (f Finding) writeBody(b *strings.Builder) {
+	fmt.Fprintf(b, "%s[%s]: ", f.Severity, f.Rule)
 	if f.Key != "" {
 		b.WriteString(f.Key + ": ")
 	}
@@ -55,7 +62,6 @@ func (f Finding) String() string {
 	if f.Fix != "" {
 		b.WriteString(" (fix: " + f.Fix + ")")
 	}
-	return b.String()
 }
 
 // Options changes how Run judges a config; the zero value is what `rampart

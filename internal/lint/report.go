@@ -45,14 +45,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		if f.Line > 0 {
 			fmt.Fprintf(&b, ":%d", f.Line)
 		}
-		fmt.Fprintf(&b, ": %s[%s]: ", f.Severity, f.Rule)
-		if f.Key != "" {
-			b.WriteString(f.Key + ": ")
-		}
-		b.WriteString(f.Message)
-		if f.Fix != "" {
-			b.WriteString(" (fix: " + f.Fix + ")")
-		}
+		b.WriteString(": ")
+		f.writeBody(&b)
 		b.WriteByte('\n')
 	}
 	status := "ok"
