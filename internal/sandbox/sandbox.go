@@ -326,38 +326,41 @@ func dirOf(file, why string) Path {
 }
 
 func (p *Plan) addConnect(hostport, why string) error {
-	host, port, err := net.SplitHostPort(hostport)
+	host, port, err := p.destination(hostport, why, "TCP")
 	if err != nil {
-		return fmt.Errorf("%s: %q: %v", why, hostport, err)
+		return err
 	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return fmt.Errorf("%s: %q: no TCP port", why, hostport)
-	}
-	p.ConnectPorts = appendPort(p.ConnectPorts, uint16(n))
+	p.ConnectPorts = appendPort(p.ConnectPorts, port)
 	if !slices.Contains(p.ConnectHosts, host) {
 		p.ConnectHosts = append(p.ConnectHosts, host)
-	}
-	if net.ParseIP(host) == nil {
-		p.DNS = true
 	}
 	return nil
 }
 
 func (p *Plan) addUDP(hostport, why string) error {
+	_, port, err := p.destination(hostport, why, "UDP")
+	if err != nil {
+		return err
+	}
+	p.ConnectUDP = appendPort(p.ConnectUDP, port)
+	return nil
+}
+
+// destination splits a host:port rampart sends to over proto and notes
+// whether reaching it needs DNS.
+func (p *Plan) destination(hostport, why, proto string) (string, uint16, error) {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return fmt.Errorf("%s: %q: %v", why, hostport, err)
+		return "", 0, fmt.Errorf("%s: %q: %v", why, hostport, err)
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
-		return fmt.Errorf("%s: %q: no UDP port", why, hostport)
+		return "", 0, fmt.Errorf("%s: %q: no %s port", why, hostport, proto)
 	}
-	p.ConnectUDP = appendPort(p.ConnectUDP, uint16(n))
 	if net.ParseIP(host) == nil {
 		p.DNS = true
 	}
-	return nil
+	return host, uint16(n), nil
 }
 
 // urlHostPort returns the host:port a URL connects to.
