@@ -72,21 +72,13 @@ func cmdDeploy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rampart deploy: --clients: %v\n", err)
 		return 2
 	}
-	for _, s := range o.allowIn {
-		op, err := deploy.ParseOpening(s)
-		if err != nil {
-			fmt.Fprintf(stderr, "rampart deploy: --allow-in %v\n", err)
-			return 2
-		}
-		opts.AllowIn = append(opts.AllowIn, op)
+	if opts.AllowIn, err = parseOpenings("--allow-in", o.allowIn); err != nil {
+		fmt.Fprintf(stderr, "rampart deploy: %v\n", err)
+		return 2
 	}
-	for _, s := range o.allowOut {
-		op, err := deploy.ParseOpening(s)
-		if err != nil {
-			fmt.Fprintf(stderr, "rampart deploy: --allow-out %v\n", err)
-			return 2
-		}
-		opts.AllowOut = append(opts.AllowOut, op)
+	if opts.AllowOut, err = parseOpenings("--allow-out", o.allowOut); err != nil {
+		fmt.Fprintf(stderr, "rampart deploy: %v\n", err)
+		return 2
 	}
 	switch kind {
 	case "systemd", "nftables":
@@ -172,4 +164,17 @@ func atoiFlag(name, s string) (int, error) {
 		return 0, fmt.Errorf("--%s: %q is not a positive number", name, s)
 	}
 	return n, nil
+}
+
+// parseOpenings reads the values of a repeated --allow-in or --allow-out.
+func parseOpenings(name string, values []string) ([]deploy.Opening, error) {
+	var out []deploy.Opening
+	for _, s := range values {
+		op, err := deploy.ParseOpening(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s %v", name, err)
+		}
+		out = append(out, op)
+	}
+	return out, nil
 }
