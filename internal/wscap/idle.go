@@ -2,8 +2,10 @@ package wscap
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -72,6 +74,23 @@ func (c *idleConn) Write(p []byte) (int, error) {
 		c.extend()
 	}
 	return n, err
+}
+
+// WriteTo and ReadFrom are what io.Copy in ReverseProxy's tunnel uses, so
+// that data moves through a small pooled buffer instead of a fresh 32 KiB
+// one per direction per tunnel: WebSocket messages are small, and most
+// sockets sit idle holding whatever buffer their copy loop owns.
+func (c *idleConn) WriteTo(w io.Writer) (int64, error)  { return copyThrough(w, c) }
+func (c *idleConn) ReadFrom(r io.Reader) (int64, error) { return copyThrough(c, r) }
+
+var tunnelBuffers = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
+func copyThrough(dst io.Writer, src io.Reader) (int64, error) {
+	bp := tunnelBuffers.Get().(*[]byte)
+	defer tunnelBuffers.Put(bp)
+	// The wrappers hide WriterTo/ReaderFrom, so CopyBuffer uses the buffer
+	// instead of calling back into this function.
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }
 
 // IdleTimeoutHandler applies IdleTimeoutConn to the connection that next
