@@ -76,7 +76,7 @@ func (a *auditor) probeConf(minV, maxV uint16, suites []uint16) *tls.Config {
 
 func refusalText(err error) string {
 	if err == errBudget {
-		return fmt.Sprintf(budgetMsg, 0)
+		return "request budget exhausted; not probed"
 	}
 	if closedEarly(err) {
 		return "refused: connection closed during the handshake"
