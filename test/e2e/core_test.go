@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pires/go-proxyproto"
 
 	"github.com/rampart-proxy/rampart/internal/egress"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
@@ -441,5 +442,41 @@ func TestClientIdentity_TrustedProxyOnly(t *testing.T) {
 		if got := e.up.last().Header.Get("X-Forwarded-For"); got != tc.want {
 			t.Errorf("from %s: upstream saw X-Forwarded-For %q, want %q", tc.from, got, tc.want)
 		}
+	}
+}
+
+// With proxy_protocol, the client is the address in the PROXY header sent
+// by a trusted load balancer; a connection without the header is refused.
+func TestClientIdentity_ProxyProtocolThroughTheServer(t *testing.T) {
+	e := start(t, strings.Replace(baseConfig, "sites:\n", "trusted_proxies: [127.0.0.1/32]\nclient_ip: {proxy_protocol: true}\nsites:\n", 1))
+	dial := func(header bool) (*tls.Conn, error) {
+		raw, err := net.DialTimeout("tcp", e.addr, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if header {
+			h := &proxyproto.Header{Version: 1, Command: proxyproto.PROXY, TransportProtocol: proxyproto.TCPv4,
+				SourceAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 40000}, DestinationAddr: raw.RemoteAddr()}
+			if _, err := h.WriteTo(raw); err != nil {
+				return nil, err
+			}
+		}
+		c := tls.Client(raw, e.tlsConf("app.test"))
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		return c, c.Handshake()
+	}
+	c, err := dial(true)
+	if err != nil {
+		t.Fatalf("with PROXY header: %v", err)
+	}
+	_, _ = c.Write([]byte("GET /api/x HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"))
+	_, _ = io.Copy(io.Discard, c)
+	c.Close()
+	if got := e.up.last().Header.Get("X-Forwarded-For"); got != "203.0.113.9" {
+		t.Fatalf("upstream saw X-Forwarded-For %q", got)
+	}
+	if c, err := dial(false); err == nil {
+		c.Close()
+		t.Fatal("a trusted peer without a PROXY header was served")
 	}
 }
