@@ -14,7 +14,6 @@
 package clientip
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
@@ -282,21 +281,4 @@ func lowerDash(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
-}
-
-// addrOf returns the IP address of a net.Addr without allocating for the
-// common TCP case.
-func addrOf(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case nil:
-		return netip.Addr{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }

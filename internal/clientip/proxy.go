@@ -11,6 +11,7 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/time/rate"
 
+	"github.com/rampart-proxy/rampart/internal/accept"
 	"github.com/rampart-proxy/rampart/internal/observe"
 )
 
@@ -76,7 +77,7 @@ type proxyListener struct {
 // ErrInvalidUpstream closes that connection and keeps listening).
 func (l *proxyListener) policy(trusted []netip.Prefix) proxyproto.ConnPolicyFunc {
 	return func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-		peer := addrOf(o.Upstream)
+		peer := accept.PeerAddr(o.Upstream)
 		if peer.IsValid() && contains(trusted, peer) {
 			return proxyproto.REQUIRE, nil
 		}
@@ -119,8 +120,8 @@ func (l *proxyListener) acceptLoop() {
 				return
 			default:
 			}
-			if isTemporary(err) {
-				delay = backoff(delay)
+			if accept.Temporary(err) {
+				delay = accept.Backoff(delay)
 				time.Sleep(delay)
 				continue
 			}
@@ -160,7 +161,7 @@ func (l *proxyListener) readHeader(pc *proxyproto.Conn) {
 		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
 			reason = "proxy-header-missing"
 		}
-		l.refuse(reason, addrOf(pc.Raw().RemoteAddr()))
+		l.refuse(reason, accept.PeerAddr(pc.Raw().RemoteAddr()))
 		_ = pc.Close()
 		return
 	}
@@ -221,20 +222,3 @@ func (l *proxyListener) Close() error {
 }
 
 func (l *proxyListener) Addr() net.Addr { return l.pp.Addr() }
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
-}
-
-// backoff doubles the delay from 5 ms up to 1 s, as net/http does after a
-// temporary Accept error.
-func backoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	if d *= 2; d > time.Second {
-		d = time.Second
-	}
-	return d
-}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
 
+	"github.com/rampart-proxy/rampart/internal/accept"
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/units"
 )
@@ -247,15 +248,15 @@ func (l *listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			if isTemporary(err) {
-				delay = backoff(delay)
+			if accept.Temporary(err) {
+				delay = accept.Backoff(delay)
 				time.Sleep(delay)
 				continue
 			}
 			return nil, err
 		}
 		delay = 0
-		ip := addrOf(c.RemoteAddr())
+		ip := accept.PeerAddr(c.RemoteAddr())
 		key, perClient, reason := l.g.acquire(ip)
 		if reason != "" {
 			_ = c.Close()
@@ -281,35 +282,4 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.g.release(c.key, c.perClient) })
 	return err
-}
-
-func isTemporary(err error) bool {
-	t, ok := err.(interface{ Temporary() bool })
-	return ok && t.Temporary()
-}
-
-func backoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	if d *= 2; d > time.Second {
-		d = time.Second
-	}
-	return d
-}
-
-// addrOf returns the IP address of a, without allocating for TCP.
-func addrOf(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case nil:
-		return netip.Addr{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
