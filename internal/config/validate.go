@@ -123,7 +123,7 @@ type validator struct {
 }
 
 func (v *validator) errf(path []any, format string, args ...any) {
-	v.errs = append(v.errs, &Error{File: v.c.File, Line: v.c.pos.line(path...), Key: keyString(path...), Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &Error{File: v.c.File, Line: v.c.pos.line(path...), Key: KeyString(path...), Msg: fmt.Sprintf(format, args...)})
 }
 
 func p(path ...any) []any { return path }
@@ -223,7 +223,7 @@ func (c *Config) validateSite(v *validator, i int, hosts map[string]string) {
 		if prev, dup := hosts[h]; dup {
 			v.errf(key, "host %q is already used by %s; each public name selects exactly one site", h, prev)
 		}
-		hosts[h] = keyString(key...)
+		hosts[h] = KeyString(key...)
 	}
 	for j, port := range s.Ports {
 		found := false

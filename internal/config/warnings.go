@@ -21,7 +21,7 @@ func (w Warning) String() string { return fmt.Sprintf("line %d: %s: %s", w.Line,
 func (c *Config) Warnings() []Warning {
 	var ws []Warning
 	warn := func(path []any, format string, args ...any) {
-		ws = append(ws, Warning{Line: c.pos.line(path...), Key: keyString(path...), Msg: fmt.Sprintf(format, args...)})
+		ws = append(ws, Warning{Line: c.pos.line(path...), Key: KeyString(path...), Msg: fmt.Sprintf(format, args...)})
 	}
 	if c.Sandbox == "off" {
 		warn(p("sandbox"), "the Landlock sandbox is off: a compromised process could read any file and reach any address the user can")

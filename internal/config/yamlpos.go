@@ -111,8 +111,9 @@ func keysByLine(root *yaml.Node) map[int][]any {
 	return out
 }
 
-// keyString renders a path as sites[0].routes[2].regex.
-func keyString(path ...any) string {
+// KeyString renders a key path as sites[0].routes[2].regex, the form every
+// config error and lint finding uses.
+func KeyString(path ...any) string {
 	var b strings.Builder
 	for _, step := range path {
 		switch s := step.(type) {
@@ -159,11 +160,11 @@ func decodeErrors(file string, err error, root *yaml.Node) Errors {
 		if m := unknownFieldRE.FindStringSubmatch(e.Msg); m != nil {
 			e.Key = m[1]
 			if len(path) > 0 && path[len(path)-1] == m[1] {
-				e.Key = keyString(path...) // sites[0].rotes, not just rotes
+				e.Key = KeyString(path...) // sites[0].rotes, not just rotes
 			}
 			e.Msg = "unknown key; check its spelling and indentation against the config reference in README.md"
 		} else {
-			e.Key = keyString(path...)
+			e.Key = KeyString(path...)
 		}
 		out = append(out, e)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/config"
 )
 
 const (
@@ -133,7 +135,7 @@ func (l *linter) names(f *certFile) {
 			continue
 		}
 		msg := fmt.Sprintf("%s %s served with %s (%s), which does not name %s: browsers refuse the handshake",
-			strings.Join(missing, ", "), plural(len(missing), "is", "are"), keyString(f.path...), certNames(leaf), plural(len(missing), "it", "them"))
+			strings.Join(missing, ", "), plural(len(missing), "is", "are"), config.KeyString(f.path...), certNames(leaf), plural(len(missing), "it", "them"))
 		if f.shortLived() {
 			l.add(RuleCertName, Info, p("sites", i, "host"), ruleByID(RuleCertName).Fix, msg+"; the certificate is short-lived, taken for a test certificate")
 			continue

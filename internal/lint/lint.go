@@ -154,30 +154,13 @@ func (l *linter) add(id string, sev Severity, path []any, fix, msg string) {
 		Rule:     id,
 		Severity: sev,
 		Line:     l.cfg.Line(path...),
-		Key:      keyString(path...),
+		Key:      config.KeyString(path...),
 		Message:  msg,
 		Fix:      fix,
 	})
 }
 
 func p(path ...any) []any { return path }
-
-// keyString renders a key path as sites[0].routes[2].regex.
-func keyString(path ...any) string {
-	var b strings.Builder
-	for _, step := range path {
-		switch s := step.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(s)
-		case int:
-			b.WriteString("[" + strconv.Itoa(s) + "]")
-		}
-	}
-	return b.String()
-}
 
 // parseKey is the inverse of keyString; ok is false for text that is not a
 // key path.

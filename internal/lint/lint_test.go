@@ -208,7 +208,7 @@ func TestParseKey(t *testing.T) {
 		{"sites", 3, "upstream", "targets", 1},
 		{"rate_limits", "login"},
 	} {
-		s := keyString(path...)
+		s := config.KeyString(path...)
 		got, ok := parseKey(s)
 		if !ok || !slices.Equal(got, path) {
 			t.Errorf("parseKey(%q) = %v, %v; want %v", s, got, ok, path)

@@ -121,7 +121,7 @@ func BuildFinding(cfg *config.Config, err error) Finding {
 	if len(path) > 0 {
 		line = cfg.Line(path...)
 	}
-	return Finding{Rule: RuleBuildError, Severity: Error, Line: line, Key: keyString(path...), Message: msg, Fix: ruleByID(RuleBuildError).Fix}
+	return Finding{Rule: RuleBuildError, Severity: Error, Line: line, Key: config.KeyString(path...), Message: msg, Fix: ruleByID(RuleBuildError).Fix}
 }
 
 func siteIndex(cfg *config.Config, host string) int {
