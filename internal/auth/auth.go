@@ -255,21 +255,21 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 		switch cred.kind {
 		case credNone:
 			if a.cfg.allowPreflight() && isPreflight(r) {
-				authTotal.WithLabelValues(mNone, rPreflight).Inc()
+				countNonePreflight.Inc()
 				next.ServeHTTP(w, r)
 				return
 			}
 			if upgrade && a.recentlyAuthenticated(r, info) {
-				authTotal.WithLabelValues(mRecent, rPass).Inc()
+				countRecentPass.Inc()
 				next.ServeHTTP(w, r)
 				return
 			}
-			authTotal.WithLabelValues(mNone, rMissing).Inc()
+			countNoneMissing.Inc()
 			reqinfo.Of(r).NoCredentials = true
 			a.refuse(w, r, ReasonMissing, a.challenges(false))
 			return
 		case credMalformed:
-			authTotal.WithLabelValues(mNone, rMalformed).Inc()
+			countNoneMalformed.Inc()
 			a.failed(r, "")
 			a.refuse(w, r, ReasonMalformed, a.challenges(true))
 			return
@@ -281,12 +281,12 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 		case credBearer:
 			user, err := a.checkToken(cred.token)
 			if err != nil {
-				authTotal.WithLabelValues(mBearer, rRejected).Inc()
+				countBearerRejected.Inc()
 				a.failed(r, "")
 				a.refuse(w, r, ReasonBadToken, []string{`Bearer error="invalid_token"`}, slog.String("error", clip(err.Error(), 200)))
 				return
 			}
-			authTotal.WithLabelValues(mBearer, rPass).Inc()
+			countBearerPass.Inc()
 			info.Username = user
 		}
 		if cred.fromProtocol && r.Header.Get("Authorization") == "" {
@@ -383,7 +383,7 @@ func (a *Authenticator) mac(user, pass string) [sha256.Size]byte {
 func (a *Authenticator) basic(w http.ResponseWriter, r *http.Request, cred credential) bool {
 	sum := a.mac(cred.user, cred.pass)
 	if e, ok := a.creds.get(cred.user); ok && hmac.Equal(e.mac[:], sum[:]) && a.now().Sub(e.at) < a.cfg.Cache.D() {
-		authTotal.WithLabelValues(mBasic, rCached).Inc()
+		countBasicCached.Inc()
 		return true
 	}
 	ctx := r.Context()
@@ -402,14 +402,14 @@ func (a *Authenticator) basic(w http.ResponseWriter, r *http.Request, cred crede
 	status, _ := res.Val.(int)
 	switch {
 	case res.Err != nil:
-		authTotal.WithLabelValues(mBasic, rUnavailable).Inc()
+		countBasicUnavailable.Inc()
 		observe.Refuse(w, r, http.StatusServiceUnavailable, Stage, ReasonUnavailable, slog.String("error", clip(res.Err.Error(), 200)))
 		return false
 	case status >= 200 && status < 300:
-		authTotal.WithLabelValues(mBasic, rPass).Inc()
+		countBasicPass.Inc()
 		return true
 	default: // 401, 403
-		authTotal.WithLabelValues(mBasic, rRejected).Inc()
+		countBasicRejected.Inc()
 		a.failed(r, cred.user)
 		a.refuse(w, r, ReasonBadBasic, []string{"Basic " + realm}, slog.Int("upstream_status", status))
 		return false
@@ -425,20 +425,20 @@ func (a *Authenticator) verify(ctx context.Context, cred credential, sum [sha256
 	status, err := a.deps.Verify(vctx, basicHeader(cred.user, cred.pass))
 	switch {
 	case err != nil:
-		verifyTotal.WithLabelValues("error").Inc()
+		verifyError.Inc()
 		return 0, err
 	case status >= 200 && status < 300:
-		verifyTotal.WithLabelValues("ok").Inc()
+		verifyOk.Inc()
 		a.creds.put(cred.user, credEntry{mac: sum, at: a.now()})
 		return status, nil
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		verifyTotal.WithLabelValues("rejected").Inc()
+		verifyRejected.Inc()
 		// Whatever was cached for this user goes: the account may have
 		// been locked or its password changed.
 		a.creds.remove(cred.user)
 		return status, nil
 	default:
-		verifyTotal.WithLabelValues("error").Inc()
+		verifyError.Inc()
 		return 0, fmt.Errorf("verify_url answered %d", status)
 	}
 }

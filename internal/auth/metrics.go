@@ -40,3 +40,21 @@ var (
 		Help: "Fetches of the JWT signing keys, by result (ok, error).",
 	}, []string{"result"})
 )
+
+// The series the request path counts, resolved once instead of by label
+// on every request.
+var (
+	countBasicCached      = authTotal.WithLabelValues(mBasic, rCached)
+	countBasicPass        = authTotal.WithLabelValues(mBasic, rPass)
+	countBasicRejected    = authTotal.WithLabelValues(mBasic, rRejected)
+	countBasicUnavailable = authTotal.WithLabelValues(mBasic, rUnavailable)
+	countBearerPass       = authTotal.WithLabelValues(mBearer, rPass)
+	countBearerRejected   = authTotal.WithLabelValues(mBearer, rRejected)
+	countNoneMalformed    = authTotal.WithLabelValues(mNone, rMalformed)
+	countNoneMissing      = authTotal.WithLabelValues(mNone, rMissing)
+	countNonePreflight    = authTotal.WithLabelValues(mNone, rPreflight)
+	countRecentPass       = authTotal.WithLabelValues(mRecent, rPass)
+	verifyError           = verifyTotal.WithLabelValues("error")
+	verifyOk              = verifyTotal.WithLabelValues("ok")
+	verifyRejected        = verifyTotal.WithLabelValues("rejected")
+)
