@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,10 +190,8 @@ func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 	h.Set("X-Real-Ip", client)
 	h.Set("X-Forwarded-Proto", "https")
 	h.Set("X-Forwarded-Host", in.Host)
-	if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, port, err := net.SplitHostPort(la.String()); err == nil {
-			h.Set("X-Forwarded-Port", port)
-		}
+	if la, ok := in.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		h.Set("X-Forwarded-Port", strconv.Itoa(la.Port))
 	}
 	h.Set("X-Request-Id", info.ID)
 }
