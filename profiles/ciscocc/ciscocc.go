@@ -53,7 +53,9 @@ const (
 
 type site struct {
 	Component
-	Port int
+	Port       int
+	CertDir    string
+	SinglePort bool
 }
 
 type data struct {
@@ -103,7 +105,7 @@ func Generate(w io.Writer, o Options) error {
 		if o.SinglePort {
 			port = o.Port
 		}
-		d.Sites[name] = site{Component: x.c, Port: port}
+		d.Sites[name] = site{Component: x.c, Port: port, CertDir: o.CertDir, SinglePort: o.SinglePort}
 	}
 	seen := map[int]bool{}
 	for _, s := range d.Sites {
@@ -124,4 +126,4 @@ func Generate(w io.Writer, o Options) error {
 	return profile.Execute(w, d)
 }
 
-var profile = template.Must(template.New("cisco-cc").Parse(profileTemplate))
+var profile = template.Must(template.Must(template.New("cisco-cc").Parse(upstreamTemplate)).Parse(profileTemplate))

@@ -59,19 +59,14 @@ log:
 sites:
 {{with index .Sites "finesse"}}  # Finesse: agent desktop, REST API, gadgets, notifications.
   - host: {{.Host}}
-{{if not $.SinglePort}}    ports: [{{.Port}}]
-{{end}}    upstream:
-      targets: ["{{.Upstream}}"]
-      tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
-    deny_status: 421                    # any URL not listed below
+{{template "upstream" .}}    deny_status: 421                    # any URL not listed below
     rate_limit: finesse
     max_websockets: {{$.FinesseSiteWS}}
     brute_force: {failures: 5, window: 30s, ban: 30m, ban_status: 418, statuses: [401], username: {basic: true}}
     auth: {kind: basic_upstream, verify_url: /finesse/api/UserAuth, cache: 15m}
     require_header:
       - {header: Referer, match: origin_of_hosts, hosts: {{$.ReferrerHosts}}, status: 417, allow_missing: true}
-      - {header: User-Agent, regex: '(Chrome|Firefox|Edg|Safari)/[0-9]+', status: 412}
-    deny:
+{{template "browsers"}}    deny:
       - {prefix: /cfadmin/, status: 403}
       - {prefix: /finesse/admin/, status: 403}
       - {prefix: /admin/, status: 403}
@@ -110,16 +105,11 @@ sites:
 {{end}}
 {{with index .Sites "ids"}}  # IdS: single sign-on. Never cached; only GET, POST, OPTIONS.
   - host: {{.Host}}
-{{if not $.SinglePort}}    ports: [{{.Port}}]
-{{end}}    upstream:
-      targets: ["{{.Upstream}}"]
-      tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
-    deny_status: 421
+{{template "upstream" .}}    deny_status: 421
     rate_limit: ids
     brute_force: {failures: 5, window: 30s, ban: 30m, ban_status: 418, statuses: [401]}
     require_header:
-      - {header: User-Agent, regex: '(Chrome|Firefox|Edg|Safari)/[0-9]+', status: 412}
-    deny:
+{{template "browsers"}}    deny:
       - {prefix: /idsadmin/, status: 403}
       - {prefix: /ids/v1/testsso, status: 403}
     routes:
@@ -128,17 +118,12 @@ sites:
 {{end}}
 {{with index .Sites "cuic"}}  # CUIC: reports.
   - host: {{.Host}}
-{{if not $.SinglePort}}    ports: [{{.Port}}]
-{{end}}    upstream:
-      targets: ["{{.Upstream}}"]
-      tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
-    deny_status: 421
+{{template "upstream" .}}    deny_status: 421
     rate_limit: cuic
     brute_force: {failures: 5, window: 30s, ban: 30m, ban_status: 418, statuses: [401]}
     require_header:
       - {header: Referer, match: origin_of_hosts, hosts: {{$.ReferrerHosts}}, status: 417, allow_missing: true}
-      - {header: User-Agent, regex: '(Chrome|Firefox|Edg|Safari)/[0-9]+', status: 412}
-    deny:
+{{template "browsers"}}    deny:
       - {prefix: /cuic/admin/, status: 403}
     routes:
       - prefix: /cuic/static/
@@ -148,20 +133,24 @@ sites:
 {{end}}
 {{with index .Sites "livedata"}}  # LiveData: real-time reporting over socket.io.
   - host: {{.Host}}
-{{if not $.SinglePort}}    ports: [{{.Port}}]
-{{end}}    upstream:
-      targets: ["{{.Upstream}}"]
-      tls: {ca: {{$.CertDir}}/internal-ca.pem, cert: {{$.CertDir}}/proxy-client.pem, key: {{$.CertDir}}/proxy-client-key.pem}
-    deny_status: 421
+{{template "upstream" .}}    deny_status: 421
     rate_limit: livedata
     max_websockets: {{$.LiveSiteWS}}
     require_header:
-      - {header: User-Agent, regex: '(Chrome|Firefox|Edg|Safari)/[0-9]+', status: 412}
-    routes:
+{{template "browsers"}}    routes:
       - prefix: /livedata/
         methods: [GET, POST]
       - prefix: /security/socket.io/
         websocket: true
         max_websockets: {{$.LiveDataWS}}
         max_websockets_per_client: 4
+{{end}}`
+
+// upstreamTemplate is each site's listener port and verified, mutually
+// authenticated upstream.
+const upstreamTemplate = `{{define "upstream"}}{{if not .SinglePort}}    ports: [{{.Port}}]
+{{end}}    upstream:
+      targets: ["{{.Upstream}}"]
+      tls: {ca: {{.CertDir}}/internal-ca.pem, cert: {{.CertDir}}/proxy-client.pem, key: {{.CertDir}}/proxy-client-key.pem}
+{{end}}{{define "browsers"}}      - {header: User-Agent, regex: '(Chrome|Firefox|Edg|Safari)/[0-9]+', status: 412}
 {{end}}`
