@@ -48,8 +48,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (w *statusWriter) Flush() {
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+// Flush sends what the handler has written so far: net/http's buffer,
+// then the bytes the guard holds back for one write per response.
+func (w *statusWriter) Flush() { _ = w.FlushError() }
+
+func (w *statusWriter) FlushError() error {
+	if err := http.NewResponseController(w.ResponseWriter).Flush(); err != nil {
+		return err
+	}
+	if w.gc != nil {
+		return w.gc.Flush()
+	}
+	return nil
 }
 
 // Hijack hands the connection to the WebSocket tunnel. The guard stops

@@ -18,6 +18,12 @@
 // handling is that synthetic one, and answers it with the refusal status,
 // the request id and `Connection: close`. That keeps every answer — refusals
 // included — inside net/http's response writer, in order.
+//
+// On the way out the guard coalesces: the pieces net/http writes for one
+// response are held back (up to 32 KiB) and leave as one TLS write in one
+// system call when the response ends, when the handler flushes, before a
+// read that could wait for the client, on upgrade and on close. A 20 KiB
+// response costs one write(2) instead of three.
 package protoguard
 
 import (
@@ -97,10 +103,30 @@ type Conn struct {
 	peer      netip.AddrPort
 	state     tls.ConnectionState
 
-	writeDeadline time.Time // guarded by net/http: one writer at a time
+	// The write side. A response is written by net/http in pieces (its
+	// 4 KiB buffer, then the rest of a large body directly); each piece
+	// would be its own TLS record and its own system call. While a request
+	// is being answered, the pieces are collected in out (up to
+	// coalesceLimit) and written as one TLS write — and, through the
+	// raw connection's batch, one system call — at the next flush point:
+	// net/http's SetWriteDeadline after each response, a Flush from the
+	// handler (streaming), a Read that would block (100-continue),
+	// Passthrough (WebSockets) or Close.
+	wmu           sync.Mutex
+	coalesce      bool // a request is being answered
+	out           *[]byte
+	werr          error // a failed flush, reported by the next Write
+	writeDeadline time.Time
+	raw2          *prefixConn // the TLS layer's view of raw, which batches records
 	closeOnce     sync.Once
 	onClose       func()
 }
+
+// coalesceLimit bounds the bytes of one response held back before they are
+// written; a larger response goes out in pieces of about this size.
+const coalesceLimit = 32 << 10
+
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
@@ -123,6 +149,9 @@ func (c *Conn) TLS() *tls.ConnectionState { return &c.state }
 // the guard's refusal when the request being handled is the synthetic
 // stand-in for a refused head, nil otherwise.
 func (c *Conn) Verdict() *Rejection {
+	c.wmu.Lock()
+	c.coalesce = c.werr == nil
+	c.wmu.Unlock()
 	if c.served.Add(1)-1 == c.rejectAt.Load() {
 		return &c.rejection
 	}
@@ -134,6 +163,7 @@ func (c *Conn) Verdict() *Rejection {
 // The read buffer goes back to the pool unless it still holds bytes: an
 // idle WebSocket should cost as little memory as possible.
 func (c *Conn) Passthrough() {
+	c.endResponse()
 	c.mu.Lock()
 	if c.st != sClosed {
 		c.st = sPassthrough
@@ -162,6 +192,11 @@ var errMalformedBody = errors.New("protoguard: malformed request body framing")
 func (c *Conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A reader may wait for the client, and the client may wait for what
+	// is held back (a 100 Continue, say): send it first.
+	if c.ok == c.r && len(c.inject) == 0 {
+		c.Flush()
+	}
 	for {
 		if len(c.inject) > 0 {
 			n := copy(p, c.inject)
@@ -430,7 +465,8 @@ func (c *Conn) handshake() error {
 		observe.Default().SecurityConn("tls", reason, client)
 		return errors.New("protoguard: not a TLS handshake")
 	}
-	c.tls = tls.Server(&prefixConn{Conn: c.raw, first: first[0], has: true}, c.cfg())
+	c.raw2 = &prefixConn{Conn: c.raw, first: first[0], has: true}
+	c.tls = tls.Server(c.raw2, c.cfg())
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := c.tls.HandshakeContext(ctx); err != nil {
@@ -455,11 +491,80 @@ func VersionName(v uint16) string {
 	return "other"
 }
 
-// Write implements net.Conn. Each write must finish within SendTimeout.
+// Write implements net.Conn. While a request is being answered the bytes
+// are held back (see Conn.out) up to coalesceLimit; otherwise, and for
+// what does not fit, they are written at once. Each write to the client
+// must finish within SendTimeout.
 func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.tls == nil {
 		return 0, net.ErrClosed
 	}
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.coalesce {
+		if c.out == nil {
+			c.out = outPool.Get().(*[]byte)
+		}
+		if len(*c.out)+len(p) <= coalesceLimit {
+			*c.out = append(*c.out, p...)
+			return len(p), nil
+		}
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return c.writeTLS(p)
+}
+
+// Flush writes what is held back and keeps collecting for the response
+// in progress. The pipeline calls it when a handler flushes (streaming).
+func (c *Conn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flushLocked()
+}
+
+// endResponse writes what is held back and stops collecting until the
+// next request.
+func (c *Conn) endResponse() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.coalesce = false
+	return c.flushLocked()
+}
+
+// flushLocked writes the held-back bytes as one TLS write and gives the
+// buffer back. Called with c.wmu held.
+func (c *Conn) flushLocked() error {
+	if c.out == nil {
+		return c.werr
+	}
+	b := c.out
+	c.out = nil
+	var err error
+	if len(*b) > 0 && c.werr == nil {
+		// The records of one TLS write leave in one system call.
+		c.raw2.batch(true)
+		_, err = c.writeTLS(*b)
+		if berr := c.raw2.batch(false); err == nil {
+			err = berr
+		}
+		if err != nil {
+			c.werr = err
+			c.coalesce = false
+		}
+	}
+	*b = (*b)[:0]
+	outPool.Put(b)
+	return err
+}
+
+// writeTLS writes p through TLS under the send timeout. Called with c.wmu
+// held.
+func (c *Conn) writeTLS(p []byte) (int, error) {
 	if c.lim.SendTimeout > 0 {
 		// Push the deadline forward only when half of it is used up: the
 		// bound stays between SendTimeout/2 and SendTimeout per write, at a
@@ -477,6 +582,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		// Send what is held back, unless a write is stuck: Close must
+		// also be able to end a connection that does not move.
+		if c.wmu.TryLock() {
+			c.coalesce = false
+			_ = c.flushLocked()
+			c.wmu.Unlock()
+		}
 		if c.tls != nil {
 			_ = c.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			err = c.tls.Close()
@@ -498,18 +610,39 @@ func (c *Conn) Close() error {
 	return err
 }
 
-func (c *Conn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
-func (c *Conn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
-func (c *Conn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+func (c *Conn) LocalAddr() net.Addr               { return c.raw.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr              { return c.raw.RemoteAddr() }
+func (c *Conn) SetDeadline(t time.Time) error     { return c.raw.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
 
-// prefixConn gives back the byte read to detect TLS.
+// SetWriteDeadline implements net.Conn. net/http calls it after every
+// response, which makes it the point where a response held back is sent.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.coalesce = false
+	err := c.flushLocked()
+	// The send timeout's throttle must see what the connection now has.
+	c.writeDeadline = t
+	if serr := c.raw.SetWriteDeadline(t); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// prefixConn is the raw connection as TLS sees it: it gives back the byte
+// read to detect TLS, and while batching it collects the records of one
+// TLS write to send them with one system call.
 type prefixConn struct {
 	net.Conn
 	first byte
 	has   bool
+
+	wmu     sync.Mutex // TLS may write an alert from the read side
+	pending *[]byte    // non-nil while batching
 }
+
+var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit+1024); return &b }}
 
 func (p *prefixConn) Read(b []byte) (int, error) {
 	if p.has && len(b) > 0 {
@@ -518,6 +651,43 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 		return 1, nil
 	}
 	return p.Conn.Read(b)
+}
+
+func (p *prefixConn) Write(b []byte) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.pending != nil {
+		*p.pending = append(*p.pending, b...)
+		return len(b), nil
+	}
+	return p.Conn.Write(b)
+}
+
+// batch turns collecting on or off; turning it off sends what was
+// collected. The buffer is pooled, so an idle connection holds none.
+func (p *prefixConn) batch(on bool) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if on {
+		if p.pending == nil {
+			p.pending = recordPool.Get().(*[]byte)
+		}
+		return nil
+	}
+	b := p.pending
+	if b == nil {
+		return nil
+	}
+	p.pending = nil
+	var err error
+	if len(*b) > 0 {
+		_, err = p.Conn.Write(*b)
+	}
+	if cap(*b) <= 2*coalesceLimit {
+		*b = (*b)[:0]
+		recordPool.Put(b)
+	}
+	return err
 }
 
 func firstLine(data []byte) string {

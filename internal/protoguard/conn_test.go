@@ -92,39 +92,51 @@ func defaultLimits() protoguard.Limits {
 // length and the X-Sum trailer.
 func startGuarded(t *testing.T, lim protoguard.Limits) *guarded {
 	t.Helper()
+	g := &guarded{}
+	serveGuarded(t, g, lim, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gc := protoguard.FromContext(r.Context())
+		if gc == nil {
+			http.Error(w, "no guarded connection", http.StatusInternalServerError)
+			return
+		}
+		if rej := gc.Verdict(); rej != nil {
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(rej.Status)
+			fmt.Fprintf(w, "%s %s", rej.Stage, rej.Reason)
+			return
+		}
+		n, err := io.Copy(io.Discard, r.Body)
+		g.record(r.Method+" "+r.URL.Path, err)
+		if err != nil {
+			panic(http.ErrAbortHandler) // end the connection without an answer
+		}
+		w.Header().Set("X-Sum", r.Trailer.Get("X-Sum"))
+		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, n)
+	}))
+	return g
+}
+
+// serveGuarded runs h in a real net/http server behind the guard on a
+// loopback port; wrap, when set, wraps the TCP listener under the guard.
+func serveGuarded(t *testing.T, g *guarded, lim protoguard.Limits, wrap func(net.Listener) net.Listener, h http.Handler) {
+	t.Helper()
 	cert, pool := testCert(t)
 	srvConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &guarded{addr: ln.Addr().String(), client: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+	g.addr, g.client = ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "a.example"}
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	gl := protoguard.NewListener(ln, lim, func() *tls.Config { return srvConf }, nil)
 	srv := &http.Server{
 		ConnContext:                  protoguard.ConnContext,
 		ReadHeaderTimeout:            2 * time.Second,
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     log.New(io.Discard, "", 0),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			gc := protoguard.FromContext(r.Context())
-			if gc == nil {
-				http.Error(w, "no guarded connection", http.StatusInternalServerError)
-				return
-			}
-			if rej := gc.Verdict(); rej != nil {
-				w.Header().Set("Connection", "close")
-				w.WriteHeader(rej.Status)
-				fmt.Fprintf(w, "%s %s", rej.Stage, rej.Reason)
-				return
-			}
-			n, err := io.Copy(io.Discard, r.Body)
-			g.record(r.Method+" "+r.URL.Path, err)
-			if err != nil {
-				panic(http.ErrAbortHandler) // end the connection without an answer
-			}
-			w.Header().Set("X-Sum", r.Trailer.Get("X-Sum"))
-			fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, n)
-		}),
+		Handler:                      h,
 	}
 	done := make(chan struct{})
 	go func() {
@@ -135,7 +147,6 @@ func startGuarded(t *testing.T, lim protoguard.Limits) *guarded {
 		_ = srv.Close()
 		<-done
 	})
-	return g
 }
 
 func (g *guarded) dial(t *testing.T) *tls.Conn {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -177,6 +178,20 @@ func TestProxy_RedirectIsPassedOnNotFollowed(t *testing.T) {
 	}
 	if e.up.hits.Load() != 1 {
 		t.Fatalf("upstream hits %d", e.up.hits.Load())
+	}
+}
+
+func TestProxy_StreamedPartsReachTheClientWhenTheUpstreamFlushes(t *testing.T) {
+	e := start(t, baseConfig)
+	resp := e.get("/api/stream")
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if first, err := br.ReadString('\n'); err != nil || first != "first\n" {
+		t.Fatalf("first part %q, %v", first, err)
+	}
+	e.up.streamAck <- struct{}{}
+	if rest, _ := io.ReadAll(br); string(rest) != "second\n" {
+		t.Fatalf("rest %q: the flushed part was held back until the upstream gave up waiting", rest)
 	}
 }
 

@@ -43,10 +43,12 @@ type upstream struct {
 	hits atomic.Int64
 	mu   sync.Mutex
 	reqs []seen
+	// streamAck lets /api/stream go on once the client has its first part.
+	streamAck chan struct{}
 }
 
 func newUpstream(t *testing.T) *upstream {
-	u := &upstream{}
+	u := &upstream{streamAck: make(chan struct{}, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -63,6 +65,19 @@ func newUpstream(t *testing.T) *upstream {
 			w.Header().Set("Content-Type", "application/javascript")
 			w.Header().Set("ETag", `"v1"`)
 			_, _ = w.Write([]byte("console.log('static asset');\n"))
+			return
+		case r.URL.Path == "/api/stream":
+			// A streamed answer of unknown length: the part flushed here
+			// must reach the client while the upstream still waits.
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "first\n")
+			_ = http.NewResponseController(w).Flush()
+			select {
+			case <-u.streamAck:
+				_, _ = io.WriteString(w, "second\n")
+			case <-time.After(2 * time.Second):
+				_, _ = io.WriteString(w, "late\n")
+			}
 			return
 		case r.URL.Path == "/api/fail401":
 			w.WriteHeader(http.StatusUnauthorized)
