@@ -53,6 +53,7 @@ type options struct {
 	contentType        string
 	wsCount            int
 	timeout            time.Duration
+	groups             string
 }
 
 // Result is the JSON line printed at the end.
@@ -94,6 +95,7 @@ func main() {
 	flag.StringVar(&o.contentType, "content-type", "application/json", "Content-Type of a request with a body")
 	flag.IntVar(&o.wsCount, "n", 5000, "WebSockets to open (ws mode)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.StringVar(&o.groups, "groups", "default", "key exchange groups offered: default (Go's, X25519MLKEM768 first) | x25519")
 	flag.Parse()
 
 	if err := checkLoopback(o.addr); err != nil {
@@ -145,6 +147,13 @@ func tlsConfig(o options) (*tls.Config, error) {
 		ServerName: o.host,
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
+	}
+	switch o.groups {
+	case "default":
+	case "x25519":
+		tc.CurvePreferences = []tls.CurveID{tls.X25519}
+	default:
+		return nil, fmt.Errorf("-groups %q: want default or x25519", o.groups)
 	}
 	if o.ca != "" {
 		pem, err := os.ReadFile(o.ca)

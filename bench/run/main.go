@@ -455,11 +455,16 @@ func scenarios(c *settings) []scenario {
 			desc: "POST /api/small with a " + strconv.Itoa(len(wafPostBody)) + "-byte JSON body (Content-Type: application/json), inspected by both WAFs.",
 			feat: features{waf: true},
 			args: ka("-path", "/api/small", "-method", "POST", "-body", wafPostBody), kind: "http", peers: []string{"rampart", "nginx-modsec"}, baseline: "nginx-modsec"},
-		{num: "4", key: "4", title: "4. Handshake-heavy: a new TLS connection per request, %d workers",
-			desc: "Each request on a new connection: TCP connect, full TLS handshake (no session resumption), GET /api/small, `Connection: close`. Latency includes connect and handshake.",
+		{num: "4", key: "4", title: "4a. Handshake-heavy: a new TLS connection per request, %d workers, same key exchange (X25519) for all",
+			desc: "Each request on a new connection: TCP connect, full TLS handshake (no session resumption), GET /api/small, `Connection: close`. Latency includes connect and handshake. The client offers only X25519, so every target does the same key exchange (the OpenSSL 3.0 peers cannot do the post-quantum hybrid).",
+			args: func(c *settings) []string {
+				return []string{"-mode", "newconn", "-c", strconv.Itoa(c.hsConns), "-path", "/api/small", "-groups", "x25519"}
+			}, kind: "http", peers: std, baseline: "nginx"},
+		{num: "4", key: "4-pq", title: "4b. Handshake-heavy, %d workers, the client offers X25519MLKEM768 first (as current browsers do)",
+			desc: "Same as 4a with Go's default client groups: rampart negotiates the post-quantum hybrid X25519MLKEM768 (an ML-KEM-768 encapsulation on top of X25519 in every handshake), nginx falls back to X25519.",
 			args: func(c *settings) []string {
 				return []string{"-mode", "newconn", "-c", strconv.Itoa(c.hsConns), "-path", "/api/small"}
-			}, kind: "http", peers: std, baseline: "nginx"},
+			}, kind: "http", peers: []string{"rampart", "nginx"}, baseline: "nginx"},
 		{num: "5", key: "5", title: "5. %d idle WebSockets held open",
 			desc: "WebSockets opened through the proxy to the upstream's echo (one echo each to prove both legs work), held idle, then closed. RSS per WebSocket = (RSS held − RSS before) / sockets; both legs (client TLS + upstream TCP) count. 'after close' is sampled 1 s and 5 s after the last socket closed.",
 			args: func(c *settings) []string {

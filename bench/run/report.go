@@ -150,7 +150,7 @@ func renderReport(c *settings, e *env, all []target, ms []measurement, took time
 		}
 		arg := any(c.conns)
 		switch sc.key {
-		case "4":
+		case "4", "4-pq":
 			arg = c.hsConns
 		case "5":
 			arg = c.wsCount
