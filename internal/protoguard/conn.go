@@ -192,10 +192,12 @@ var errMalformedBody = errors.New("protoguard: malformed request body framing")
 func (c *Conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// A reader may wait for the client, and the client may wait for what
-	// is held back (a 100 Continue, say): send it first.
-	if c.ok == c.r && len(c.inject) == 0 {
-		c.Flush()
+	// A reader of a body may wait for a client that waits for what is held
+	// back (a 100 Continue, say): send it first. Not for net/http's
+	// background read of the next head, which runs while the handler
+	// writes and which no client waits on.
+	if c.st >= sBody && c.st <= sTrailer && c.ok == c.r && len(c.inject) == 0 {
+		_ = c.Flush()
 	}
 	for {
 		if len(c.inject) > 0 {
