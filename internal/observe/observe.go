@@ -24,7 +24,7 @@ import (
 // Observer holds the two logs. Metrics live in the process-wide registry
 // (see metrics.go) because Prometheus series must outlive config reloads.
 type Observer struct {
-	access   *slog.Logger
+	access   accessLog
 	security *slog.Logger
 }
 
@@ -37,7 +37,7 @@ func init() {
 // New returns an Observer writing JSON lines to the given writers.
 func New(access, security io.Writer) *Observer {
 	return &Observer{
-		access:   slog.New(slog.NewJSONHandler(access, nil)),
+		access:   accessLog{w: access, off: access == io.Discard},
 		security: slog.New(slog.NewJSONHandler(security, nil)),
 	}
 }
@@ -82,21 +82,7 @@ func (o *Observer) Event(level slog.Level, msg string, attrs ...slog.Attr) {
 
 // Access logs one finished request.
 func (o *Observer) Access(r *http.Request, status int, bytes int64) {
-	info := reqinfo.Of(r)
-	o.access.LogAttrs(context.Background(), slog.LevelInfo, "access",
-		slog.String("request_id", info.ID),
-		slog.String("client", addrString(info)),
-		slog.String("host", r.Host),
-		slog.String("method", r.Method),
-		slog.String("path", info.Path),
-		slog.String("route", info.Route),
-		slog.Int("status", status),
-		slog.Int64("bytes", bytes),
-		slog.Float64("duration_ms", float64(time.Since(info.Start).Microseconds())/1000),
-		slog.String("upstream", info.Upstream),
-		slog.String("tls", info.TLSVersion),
-		slog.String("cache", info.CacheState),
-	)
+	o.access.write(r, reqinfo.Of(r), status, bytes, time.Now())
 }
 
 func addrString(info *reqinfo.Info) string {
