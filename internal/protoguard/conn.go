@@ -112,14 +112,14 @@ type Conn struct {
 	// net/http's SetWriteDeadline after each response, a Flush from the
 	// handler (streaming), a Read that would block (100-continue),
 	// Passthrough (WebSockets) or Close.
-	wmu           sync.Mutex
-	coalesce      bool // a request is being answered
-	out           *[]byte
-	werr          error // a failed flush, reported by the next Write
-	writeDeadline time.Time
-	raw2          *prefixConn // the TLS layer's view of raw, which batches records
-	closeOnce     sync.Once
-	onClose       func()
+	wmu       sync.Mutex
+	holding   atomic.Bool  // a request is being answered; set and cleared under wmu
+	out       *[]byte      // non-nil only while holding
+	werr      error        // a failed flush, reported by the next Write
+	deadline  atomic.Int64 // the write deadline last set, in Unix ns (0: none)
+	raw2      *prefixConn  // the TLS layer's view of raw, which batches records
+	closeOnce sync.Once
+	onClose   func()
 }
 
 // coalesceLimit bounds the bytes of one response held back before they are
@@ -150,7 +150,7 @@ func (c *Conn) TLS() *tls.ConnectionState { return &c.state }
 // stand-in for a refused head, nil otherwise.
 func (c *Conn) Verdict() *Rejection {
 	c.wmu.Lock()
-	c.coalesce = c.werr == nil
+	c.holding.Store(c.werr == nil)
 	c.wmu.Unlock()
 	if c.served.Add(1)-1 == c.rejectAt.Load() {
 		return &c.rejection
@@ -196,7 +196,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	// back (a 100 Continue, say): send it first. Not for net/http's
 	// background read of the next head, which runs while the handler
 	// writes and which no client waits on.
-	if c.st >= sBody && c.st <= sTrailer && c.ok == c.r && len(c.inject) == 0 {
+	if c.holding.Load() && c.st >= sBody && c.st <= sTrailer && c.ok == c.r && len(c.inject) == 0 {
 		_ = c.Flush()
 	}
 	for {
@@ -506,7 +506,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	if c.coalesce {
+	if c.holding.Load() {
 		if c.out == nil {
 			c.out = outPool.Get().(*[]byte)
 		}
@@ -534,7 +534,11 @@ func (c *Conn) Flush() error {
 func (c *Conn) endResponse() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.coalesce = false
+	return c.endLocked()
+}
+
+func (c *Conn) endLocked() error {
+	c.holding.Store(false)
 	return c.flushLocked()
 }
 
@@ -556,7 +560,7 @@ func (c *Conn) flushLocked() error {
 		}
 		if err != nil {
 			c.werr = err
-			c.coalesce = false
+			c.holding.Store(false)
 		}
 	}
 	*b = (*b)[:0]
@@ -572,9 +576,10 @@ func (c *Conn) writeTLS(p []byte) (int, error) {
 		// bound stays between SendTimeout/2 and SendTimeout per write, at a
 		// fraction of the timer updates.
 		now := time.Now()
-		if c.writeDeadline.Sub(now) < c.lim.SendTimeout/2 {
-			c.writeDeadline = now.Add(c.lim.SendTimeout)
-			_ = c.raw.SetWriteDeadline(c.writeDeadline)
+		if time.Duration(c.deadline.Load()-now.UnixNano()) < c.lim.SendTimeout/2 {
+			d := now.Add(c.lim.SendTimeout)
+			c.deadline.Store(d.UnixNano())
+			_ = c.raw.SetWriteDeadline(d)
 		}
 	}
 	return c.tls.Write(p)
@@ -586,9 +591,8 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		// Send what is held back, unless a write is stuck: Close must
 		// also be able to end a connection that does not move.
-		if c.wmu.TryLock() {
-			c.coalesce = false
-			_ = c.flushLocked()
+		if c.holding.Load() && c.wmu.TryLock() {
+			_ = c.endLocked()
 			c.wmu.Unlock()
 		}
 		if c.tls != nil {
@@ -619,13 +623,19 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline
 
 // SetWriteDeadline implements net.Conn. net/http calls it after every
 // response, which makes it the point where a response held back is sent.
+// On a connection that holds nothing back (a WebSocket tunnel, whose
+// reader may move the deadline while its writer is blocked) it takes no
+// lock.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.coalesce = false
-	err := c.flushLocked()
-	// The send timeout's throttle must see what the connection now has.
-	c.writeDeadline = t
+	var err error
+	if c.holding.Load() {
+		c.wmu.Lock()
+		err = c.endLocked()
+		c.wmu.Unlock()
+	}
+	// Someone else set the deadline: the next write sets its own send
+	// timeout again instead of trusting what it set before.
+	c.deadline.Store(0)
 	if serr := c.raw.SetWriteDeadline(t); err == nil {
 		err = serr
 	}
