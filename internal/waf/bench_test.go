@@ -125,9 +125,7 @@ func BenchmarkWAF_XMLPut(b *testing.B) {
 // The baseline is the straightforward integration: Coraza's own net/http
 // middleware over the stock recommended configuration and CRS (audit
 // engine on for relevant requests, response body access on, every phase
-// run), on the same requests. It runs in this process, so with this
-// package's @rx operator (rx.go): it compares the integrations, not the
-// regex engines.
+// run), on the same requests.
 func baseline(b *testing.B) http.Handler {
 	b.Helper()
 	cw, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(
