@@ -618,8 +618,14 @@ func (c *Conn) Close() error {
 
 func (c *Conn) LocalAddr() net.Addr               { return c.raw.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr              { return c.raw.RemoteAddr() }
-func (c *Conn) SetDeadline(t time.Time) error     { return c.raw.SetDeadline(t) }
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
+
+// SetDeadline implements net.Conn; like SetWriteDeadline it makes the next
+// write set its own send timeout again.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.deadline.Store(0)
+	return c.raw.SetDeadline(t)
+}
 
 // SetWriteDeadline implements net.Conn. net/http calls it after every
 // response, which makes it the point where a response held back is sent.
