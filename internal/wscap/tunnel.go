@@ -45,7 +45,7 @@ import (
 // chatty tunnel does not park between every two messages.
 var linger = 250 * time.Millisecond
 
-var tunnelsOpen atomic.Int64 // tunnels taken over and not yet closed (tests)
+var tunnelsOpen atomic.Int64 // tunnels taken over and not yet closed
 
 type tunnelKey struct{}
 
@@ -278,6 +278,7 @@ func (t *tunnel) start() bool {
 	}
 	t.started = true
 	tunnelsOpen.Add(1)
+	tunnelsChanged()
 	if oc, ok := t.client.conn.(interface{ OnClose(func()) }); ok {
 		// Closed by someone else (the drain on shutdown): end the tunnel.
 		// In a goroutine: the hook runs inside the connection's Close.
@@ -329,6 +330,7 @@ func (t *tunnel) close() {
 	_ = t.upstream.w.(io.Closer).Close()
 	t.release()
 	tunnelsOpen.Add(-1)
+	tunnelsChanged()
 }
 
 // park hands l to the poller after its pump found nothing to read. It
