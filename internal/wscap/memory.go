@@ -1,6 +1,7 @@
 package wscap
 
 import (
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ import (
 // tunnels have parked), the memory is returned at once (debug.FreeOSMemory:
 // a collection, then every free page back to the OS). At most once per
 // settleEvery; a busy server with a steady churn of sockets rarely sees a
-// quiet moment and is left to the normal GC pacing.
+// quiet moment and is left to the normal GC pacing. The cost is two
+// collections of a heap that, with only idle tunnels, is small.
 var (
 	settleMin   int64 = 64
 	settleQuiet       = 2 * linger
@@ -72,5 +74,9 @@ func settleCheck() {
 	settle.open = open
 	settle.returned = now
 	settle.mu.Unlock()
+	// Two collections: the first moves what sync.Pools hold (set-up buffers
+	// of every connection that just opened) to their victim caches, the
+	// second (inside FreeOSMemory) frees them.
+	runtime.GC()
 	debug.FreeOSMemory()
 }
