@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Memory return after a wave of tunnels.
+// Memory while tunnels open, and its return after a wave of them.
 //
 // Setting a WebSocket up allocates far more than it keeps: a TLS handshake,
 // an HTTP request through the pipeline, an upstream request. The server
@@ -24,10 +24,22 @@ import (
 // settleEvery; a busy server with a steady churn of sockets rarely sees a
 // quiet moment and is left to the normal GC pacing. The cost is two
 // collections of a heap that, with only idle tunnels, is small.
+//
+// While tunnels are being opened, the collector also runs at waveGOGC
+// instead of the server's GOGC (only ever lower, never higher; GOGC=off is
+// left alone). What a tunnel keeps (its TLS state) is allocated between
+// the much larger garbage of its set-up; collecting more often lets the
+// next set-ups reuse that garbage's memory, so the kept objects end up
+// packed densely instead of scattered over pages that cannot be returned,
+// and the heap's peak (and the runtime's bookkeeping, sized by the peak)
+// stays lower. The server's GOGC is back when the wave settles, or after
+// waveMax: a steady churn of sockets does not keep it lowered.
 var (
 	settleMin   int64 = 64
 	settleQuiet       = 2 * linger
 	settleEvery       = 2 * time.Second
+	waveGOGC          = 100
+	waveMax           = 10 * time.Second
 )
 
 var settle struct {
@@ -36,16 +48,41 @@ var settle struct {
 	scheduled bool      // a check is pending
 	open      int64     // tunnels open at the last return
 	returned  time.Time // last return
+
+	wave      bool      // GOGC lowered to waveGOGC
+	waveStart time.Time // when GOGC was lowered
+	waveDone  bool      // waveMax reached: no new wave before a quiet moment
+	gogc      int       // the server's GOGC, restored when the wave ends
 }
 
 // tunnelsChanged notes that a tunnel opened or closed.
-func tunnelsChanged() {
+func tunnelsChanged(opened bool) {
 	settle.mu.Lock()
 	defer settle.mu.Unlock()
-	settle.changed = time.Now()
+	now := time.Now()
+	settle.changed = now
+	if opened && !settle.wave && !settle.waveDone {
+		if prev := debug.SetGCPercent(waveGOGC); prev > waveGOGC {
+			settle.wave, settle.waveStart, settle.gogc = true, now, prev
+		} else {
+			debug.SetGCPercent(prev) // already as low, or off
+		}
+	}
+	if settle.wave && now.Sub(settle.waveStart) > waveMax {
+		endWave()
+		settle.waveDone = true
+	}
 	if !settle.scheduled {
 		settle.scheduled = true
 		time.AfterFunc(settleQuiet, settleCheck)
+	}
+}
+
+// endWave restores the server's GOGC. Called with settle.mu held.
+func endWave() {
+	if settle.wave {
+		debug.SetGCPercent(settle.gogc)
+		settle.wave = false
 	}
 }
 
@@ -53,6 +90,11 @@ func settleCheck() {
 	settle.mu.Lock()
 	now := time.Now()
 	wait := settleQuiet - now.Sub(settle.changed)
+	if wait <= 0 {
+		// Quiet: the wave of opens is over.
+		endWave()
+		settle.waveDone = false
+	}
 	if next := settleEvery - now.Sub(settle.returned); next > wait {
 		wait = next
 	}

@@ -278,7 +278,7 @@ func (t *tunnel) start() bool {
 	}
 	t.started = true
 	tunnelsOpen.Add(1)
-	tunnelsChanged()
+	tunnelsChanged(true)
 	if oc, ok := t.client.conn.(interface{ OnClose(func()) }); ok {
 		// Closed by someone else (the drain on shutdown): end the tunnel.
 		// In a goroutine: the hook runs inside the connection's Close.
@@ -330,7 +330,7 @@ func (t *tunnel) close() {
 	_ = t.upstream.w.(io.Closer).Close()
 	t.release()
 	tunnelsOpen.Add(-1)
-	tunnelsChanged()
+	tunnelsChanged(false)
 }
 
 // park hands l to the poller after its pump found nothing to read. It
