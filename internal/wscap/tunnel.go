@@ -36,9 +36,11 @@ import (
 // the ResponseWriter (Hijack); the proxy's ModifyResponse calls
 // AdoptUpgrade, which wraps the upstream connection of a 101 answer; the
 // proxy's copy loops then call WriteTo on those wrappers, which starts the
-// tunnel and returns at once. When any piece is missing (no poller, a
-// connection without a socket, another proxy), the wrappers copy the way
-// the proxy would, with IdleTimeoutConn on the client side.
+// tunnel and returns at once. When a piece is missing (a proxy that does
+// not call AdoptUpgrade, no upstream connection noted), the wrappers copy
+// the way the proxy would, with IdleTimeoutConn on the client side. A leg
+// without a socket, or a system without epoll, keeps its pump for the life
+// of the tunnel.
 
 // linger is how long a pump waits for the next byte before it parks its
 // leg. Short: an idle tunnel should cost no goroutine; long enough that a
@@ -72,7 +74,7 @@ type leg struct {
 	t    *tunnel
 	peer *leg
 	r    io.Reader       // buffered bytes first, then the connection
-	w    io.Writer       // the connection
+	w    io.WriteCloser  // the connection
 	conn net.Conn        // deadlines
 	raw  syscall.RawConn // the socket, for the poller; nil: never parks
 
@@ -326,8 +328,8 @@ func (t *tunnel) close() {
 		p.remove(&t.upstream)
 	}
 	t.mu.Unlock()
-	_ = t.client.conn.Close()
-	_ = t.upstream.w.(io.Closer).Close()
+	_ = t.client.w.Close()
+	_ = t.upstream.w.Close()
 	t.release()
 	tunnelsOpen.Add(-1)
 	tunnelsChanged(false)
