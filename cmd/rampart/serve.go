@@ -32,6 +32,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		// A proxy's heap is small and short-lived; collecting less often
 		// trades a little memory for CPU on every request. GOGC overrides.
+		// After a wave of WebSockets opens or closes, internal/wscap gives
+		// the memory back at once (memory.go).
 		debug.SetGCPercent(400)
 	}
 	if os.Geteuid() == 0 && cfg.User == "" && !*allowRoot {

@@ -278,6 +278,9 @@ type conn struct {
 	once      sync.Once
 }
 
+// NetConn returns the wrapped connection.
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.g.release(c.key, c.perClient) })

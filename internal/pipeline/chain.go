@@ -15,7 +15,6 @@ import (
 	"github.com/rampart-proxy/rampart/internal/ratelimit"
 	"github.com/rampart-proxy/rampart/internal/reqrules"
 	"github.com/rampart-proxy/rampart/internal/waf"
-	"github.com/rampart-proxy/rampart/internal/wscap"
 )
 
 // stage wraps the rest of a route's chain.
@@ -103,7 +102,7 @@ func (b *builder) routeChain(s *site, ri int, rt *routeEntry) (http.Handler, err
 		caps := b.shared.wsRoute(s.conf.Host, s.conf.MaxWebSockets, rt.desc, rc.MaxWebSockets, rc.MaxWebSocketsPerClient)
 		idle := rc.WebSocketIdleTimeout.D()
 		sockets = func(next http.Handler) (http.Handler, error) {
-			return caps.Handler(wscap.IdleTimeoutHandler(idle, next)), nil
+			return caps.Handler(idle, next), nil
 		}
 	}
 

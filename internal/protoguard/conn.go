@@ -120,6 +120,10 @@ type Conn struct {
 	raw2      *prefixConn  // the TLS layer's view of raw, which batches records
 	closeOnce sync.Once
 	onClose   func()
+
+	hookMu     sync.Mutex
+	closed     bool
+	closeHooks []func()
 }
 
 // coalesceLimit bounds the bytes of one response held back before they are
@@ -612,9 +616,34 @@ func (c *Conn) Close() error {
 		if c.onClose != nil {
 			c.onClose()
 		}
+		c.hookMu.Lock()
+		c.closed = true
+		hooks := c.closeHooks
+		c.closeHooks = nil
+		c.hookMu.Unlock()
+		for _, f := range hooks {
+			f()
+		}
 	})
 	return err
 }
+
+// OnClose registers f to run once the connection is closed, by whoever
+// closes it (a tunnel taken over from net/http learns so of the drain on
+// shutdown). f runs inside Close; on a closed connection it runs at once.
+func (c *Conn) OnClose(f func()) {
+	c.hookMu.Lock()
+	if c.closed {
+		c.hookMu.Unlock()
+		f()
+		return
+	}
+	c.closeHooks = append(c.closeHooks, f)
+	c.hookMu.Unlock()
+}
+
+// NetConn returns the connection under the TLS layer.
+func (c *Conn) NetConn() net.Conn { return c.raw }
 
 func (c *Conn) LocalAddr() net.Addr               { return c.raw.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr              { return c.raw.RemoteAddr() }

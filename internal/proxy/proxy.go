@@ -32,6 +32,7 @@ import (
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 	"github.com/rampart-proxy/rampart/internal/tlspolicy"
+	"github.com/rampart-proxy/rampart/internal/wscap"
 )
 
 // Upstream forwards to one site's targets.
@@ -249,6 +250,7 @@ func (u *Upstream) modifyResponse(resp *http.Response) error {
 	for _, k := range u.strip {
 		resp.Header.Del(k)
 	}
+	wscap.AdoptUpgrade(resp) // a 101: the WebSocket tunnel takes the connection over
 	return nil
 }
 

@@ -1,10 +1,8 @@
 package wscap
 
 import (
-	"bufio"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,12 +24,8 @@ import (
 // pass on CloseWrite, so when one side of a proxied tunnel ends, the proxy
 // closes both instead of leaving the other half open.
 //
-// Wiring: httputil.ReverseProxy hijacks the client connection itself, so
-// the server cannot reach that connection directly. IdleTimeoutHandler
-// wraps the ResponseWriter so that the proxy's Hijack returns the
-// connection already wrapped:
-//
-//	h := route.Handler(wscap.IdleTimeoutHandler(idle, proxy))
+// Tunnels taken over by Route.Handler do not need it (they have a timer of
+// their own); it applies when the proxy copies a tunnel itself.
 func IdleTimeoutConn(c net.Conn, idle time.Duration) net.Conn {
 	if idle <= 0 {
 		return c
@@ -92,40 +86,3 @@ func copyThrough(dst io.Writer, src io.Reader) (int64, error) {
 	// instead of calling back into this function.
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }
-
-// IdleTimeoutHandler applies IdleTimeoutConn to the connection that next
-// hijacks while serving an upgrade request (httputil.ReverseProxy does so
-// for WebSockets), so that a WebSocket without traffic for idle is closed
-// (websocket_idle_timeout). Other requests, and idle <= 0, pass through
-// untouched.
-func IdleTimeoutHandler(idle time.Duration, next http.Handler) http.Handler {
-	if idle <= 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if !IsUpgrade(req) {
-			next.ServeHTTP(w, req)
-			return
-		}
-		next.ServeHTTP(&idleWriter{ResponseWriter: w, idle: idle}, req)
-	})
-}
-
-// idleWriter wraps the hijacked connection; everything else reaches the
-// original ResponseWriter through Unwrap (http.ResponseController).
-type idleWriter struct {
-	http.ResponseWriter
-	idle time.Duration
-}
-
-func (w *idleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		return c, brw, err
-	}
-	return IdleTimeoutConn(c, w.idle), brw, nil
-}
-
-func (w *idleWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
-
-func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,14 +1,16 @@
 // Package wscap caps WebSockets (part of pipeline stage 11).
 //
-// A WebSocket holds a client connection, an upstream connection and two
-// goroutines for as long as it lives, so the number open at once is capped
-// per site, per route and per client of a route. A request over any cap is
+// A WebSocket holds a client connection and an upstream connection for as
+// long as it lives, so the number open at once is capped per site, per
+// route and per client of a route. A request over any cap is
 // answered 503 before the upstream is contacted. The counts are plain
 // atomics and a small map per route; a slot is taken when the upgrade
 // request arrives and given back, exactly once, when the tunnel closes.
 //
-// Idle tunnels are closed by IdleTimeoutConn, applied to the hijacked
-// client connection by IdleTimeoutHandler.
+// Route.Handler also takes each tunnel over from the proxy once it is set
+// up (tunnel.go): an idle tunnel then holds no goroutine and no copy
+// buffer, only its two connections, and a timer closes it after the idle
+// timeout.
 package wscap
 
 import (
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -168,16 +171,18 @@ func clientKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// Handler caps the upgrade requests of the route: over a cap it answers
-// 503 through observe.Refuse and next (the proxy) never sees the request;
-// otherwise it holds the slot while next runs. httputil.ReverseProxy keeps
-// ServeHTTP running until the tunnel of a hijacked connection closes, so
-// the slot is released exactly when the WebSocket ends. Requests that are
-// not upgrades pass through untouched.
+// Handler serves the upgrade requests of the route (WebSockets) through
+// next, the proxy. Over a cap it answers 503 through observe.Refuse and
+// next never sees the request. Otherwise the slot is held until the
+// WebSocket ends, whichever side ends it, and the tunnel is closed after
+// idle without traffic (idle <= 0: never). The tunnel is taken over from
+// the proxy once it is set up (see tunnel.go); that needs the proxy's
+// ModifyResponse to call AdoptUpgrade. Requests that are not upgrades pass
+// through untouched.
 //
 // The client is reqinfo Client (stage 6), or the TCP peer when that stage
 // did not run.
-func (r *Route) Handler(next http.Handler) http.Handler {
+func (r *Route) Handler(idle time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !IsUpgrade(req) {
 			next.ServeHTTP(w, req)
@@ -188,8 +193,13 @@ func (r *Route) Handler(next http.Handler) http.Handler {
 			observe.Refuse(w, req, http.StatusServiceUnavailable, stage, reason)
 			return
 		}
-		defer release()
-		next.ServeHTTP(w, req)
+		t := newTunnel(idle, release)
+		next.ServeHTTP(&tunnelWriter{ResponseWriter: w, t: t}, req.WithContext(withTunnel(req.Context(), t)))
+		if !t.takenOver() {
+			// Refused by the upstream, or copied by the proxy itself:
+			// over now.
+			release()
+		}
 	})
 }
 

@@ -196,16 +196,13 @@ func newRig(t *testing.T, siteMax int, a, b [2]int, idle time.Duration) *rig {
 	t.Cleanup(upstream.Close)
 	u, _ := url.Parse(upstream.URL)
 	proxy := httputil.NewSingleHostReverseProxy(u)
-	var inner http.Handler = proxy
-	if idle > 0 {
-		inner = IdleTimeoutHandler(idle, proxy)
-	}
+	proxy.ModifyResponse = func(resp *http.Response) error { AdoptUpgrade(resp); return nil }
 	r.site = NewSite(siteMax).Named("test.example")
 	r.a = r.site.Route(a[0], a[1])
 	r.b = r.site.Route(b[0], b[1])
 	mux := http.NewServeMux()
-	mux.Handle("/a", r.a.Handler(inner))
-	mux.Handle("/b", r.b.Handler(inner))
+	mux.Handle("/a", r.a.Handler(idle, proxy))
+	mux.Handle("/b", r.b.Handler(idle, proxy))
 	r.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		info := &reqinfo.Info{ID: "test"}
 		if c := req.Header.Get("X-Test-Client"); c != "" {

@@ -40,9 +40,10 @@ type seen struct {
 // upstream is an internal app that records every request reaching it.
 type upstream struct {
 	*httptest.Server
-	hits atomic.Int64
-	mu   sync.Mutex
-	reqs []seen
+	hits   atomic.Int64
+	wsOpen atomic.Int64 // WebSockets open at the upstream
+	mu     sync.Mutex
+	reqs   []seen
 	// streamAck lets /api/stream go on once the client has its first part.
 	streamAck chan struct{}
 }
@@ -95,6 +96,8 @@ func newUpstream(t *testing.T) *upstream {
 		if err != nil {
 			return
 		}
+		u.wsOpen.Add(1)
+		defer u.wsOpen.Add(-1)
 		defer c.CloseNow()
 		for {
 			typ, msg, err := c.Read(context.Background())

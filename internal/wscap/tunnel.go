@@ -1,0 +1,398 @@
+package wscap
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A WebSocket through rampart is a tunnel: the client's TLS connection on
+// one side, the upstream connection on the other. httputil.ReverseProxy
+// sets it up (request, 101 answer, hijack) and would then copy with two
+// goroutines while its handler goroutine waits — three goroutine stacks
+// and their buffers for every socket, idle or not. Instead the tunnel is
+// taken over at the moment the proxy starts copying, and the proxy's
+// goroutines return:
+//
+//   - Each direction is copied by a pump goroutine only while data flows.
+//     After linger without a byte, the pump parks the leg in the poller
+//     (one epoll instance per process) and ends; readability of the socket
+//     starts a new pump. An idle tunnel holds no goroutine and no buffer.
+//   - A leg is parked only after a read through every layer above the
+//     socket (hijack buffer, TLS records, the transport's reader) timed out,
+//     so no byte can wait in a user-space buffer that epoll does not see.
+//   - One timer per tunnel closes it after idle without traffic.
+//
+// Wiring: Route.Handler puts a tunnel into the request's context and wraps
+// the ResponseWriter (Hijack); the proxy's ModifyResponse calls
+// AdoptUpgrade, which wraps the upstream connection of a 101 answer; the
+// proxy's copy loops then call WriteTo on those wrappers, which starts the
+// tunnel and returns at once. When a piece is missing (a proxy that does
+// not call AdoptUpgrade, no upstream connection noted), the wrappers copy
+// the way the proxy would, with IdleTimeoutConn on the client side. A leg
+// without a socket, or a system without epoll, keeps its pump for the life
+// of the tunnel.
+
+// linger is how long a pump waits for the next byte before it parks its
+// leg. Short: an idle tunnel should cost no goroutine; long enough that a
+// chatty tunnel does not park between every two messages.
+var linger = 250 * time.Millisecond
+
+var tunnelsOpen atomic.Int64 // tunnels taken over and not yet closed
+
+type tunnelKey struct{}
+
+// tunnel is one WebSocket taken over from the proxy.
+type tunnel struct {
+	idle    time.Duration
+	release func()
+
+	// Set while the proxy sets the tunnel up (one goroutine after another).
+	client   leg
+	upstream leg
+	upConn   net.Conn // the upstream connection (GotConn): deadlines, CloseWrite
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+
+	last  atomic.Int64 // unix nanos of the last byte either way
+	timer *time.Timer  // idle timeout
+}
+
+// leg is one side of a tunnel: what is read from it is written to peer.
+type leg struct {
+	t    *tunnel
+	peer *leg
+	r    io.Reader       // buffered bytes first, then the connection
+	w    io.WriteCloser  // the connection
+	conn net.Conn        // deadlines
+	raw  syscall.RawConn // the socket, for the poller; nil: never parks
+
+	key   uint64 // poller registration; guarded by the poller
+	added bool
+}
+
+func newTunnel(idle time.Duration, release func()) *tunnel {
+	t := &tunnel{idle: idle, release: release}
+	t.client = leg{t: t, peer: &t.upstream}
+	t.upstream = leg{t: t, peer: &t.client}
+	return t
+}
+
+func tunnelOf(ctx context.Context) *tunnel {
+	t, _ := ctx.Value(tunnelKey{}).(*tunnel)
+	return t
+}
+
+// withTunnel returns ctx carrying t, and noting the upstream connection
+// the transport uses for the request.
+func withTunnel(ctx context.Context, t *tunnel) context.Context {
+	ctx = context.WithValue(ctx, tunnelKey{}, t)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { t.upConn = info.Conn },
+	})
+}
+
+// AdoptUpgrade is for the proxy's ModifyResponse: on a 101 answer to a
+// request that went through Route.Handler it wraps the upstream connection
+// (resp.Body) so that the tunnel can take it over. Other responses are left
+// alone.
+func AdoptUpgrade(resp *http.Response) {
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Request == nil {
+		return
+	}
+	t := tunnelOf(resp.Request.Context())
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if t == nil || !ok || t.upConn == nil {
+		return
+	}
+	t.upstream.r, t.upstream.w, t.upstream.conn = rwc, rwc, t.upConn
+	t.upstream.raw = socketOf(t.upConn)
+	resp.Body = &upstreamEnd{ReadWriteCloser: rwc, t: t}
+}
+
+// socketOf finds the socket under c through the wrappers that expose the
+// connection they wrap (tls.Conn, the guards, PROXY protocol), or nil.
+func socketOf(c net.Conn) syscall.RawConn {
+	for range 8 {
+		switch v := c.(type) {
+		case syscall.Conn:
+			rc, err := v.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		case interface{ Raw() net.Conn }:
+			c = v.Raw()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// tunnelWriter hands the proxy a wrapped connection when it hijacks.
+type tunnelWriter struct {
+	http.ResponseWriter
+	t *tunnel
+}
+
+func (w *tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	t := w.t
+	t.client.r, t.client.w, t.client.conn = c, c, c
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent right behind its request; the hijack's
+		// reader is dropped, so they are kept (copied) here.
+		b, _ := brw.Reader.Peek(n)
+		t.client.r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)
+	}
+	t.client.raw = socketOf(c)
+	return &clientEnd{Conn: c, t: t}, brw, nil
+}
+
+func (w *tunnelWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *tunnelWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var errTakenOver = errors.New("wscap: connection taken over by the tunnel")
+
+// clientEnd is the hijacked connection as the proxy sees it. Its WriteTo
+// (the proxy's copy loop) starts the tunnel; if the tunnel cannot start it
+// copies itself, under the idle timeout.
+type clientEnd struct {
+	net.Conn
+	t *tunnel
+
+	once sync.Once
+	idle net.Conn // Conn under IdleTimeoutConn, for copying without the tunnel
+}
+
+func (c *clientEnd) copying() net.Conn {
+	c.once.Do(func() { c.idle = IdleTimeoutConn(c.Conn, c.t.idle) })
+	return c.idle
+}
+
+func (c *clientEnd) WriteTo(w io.Writer) (int64, error) {
+	if c.t.start() {
+		return 0, nil
+	}
+	return copyThrough(w, c.copying())
+}
+
+func (c *clientEnd) ReadFrom(r io.Reader) (int64, error) {
+	if c.t.start() {
+		return 0, nil
+	}
+	return copyThrough(c.copying(), r)
+}
+
+func (c *clientEnd) Read(p []byte) (int, error) {
+	if c.t.takenOver() {
+		return 0, errTakenOver
+	}
+	return c.copying().Read(p)
+}
+
+func (c *clientEnd) Write(p []byte) (int, error) {
+	if c.t.takenOver() {
+		return 0, errTakenOver
+	}
+	return c.copying().Write(p)
+}
+
+// Close is ignored once the tunnel owns the connection: the proxy closes
+// both ends when its copy loops return.
+func (c *clientEnd) Close() error {
+	if c.t.takenOver() {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// upstreamEnd is the upstream connection as the proxy sees it; like
+// clientEnd, it starts the tunnel from the proxy's copy loop.
+type upstreamEnd struct {
+	io.ReadWriteCloser
+	t *tunnel
+}
+
+func (u *upstreamEnd) WriteTo(w io.Writer) (int64, error) {
+	if u.t.start() {
+		return 0, nil
+	}
+	return copyThrough(w, u.ReadWriteCloser)
+}
+
+func (u *upstreamEnd) Read(p []byte) (int, error) {
+	if u.t.takenOver() {
+		return 0, errTakenOver
+	}
+	return u.ReadWriteCloser.Read(p)
+}
+
+func (u *upstreamEnd) Write(p []byte) (int, error) {
+	if u.t.takenOver() {
+		return 0, errTakenOver
+	}
+	return u.ReadWriteCloser.Write(p)
+}
+
+func (u *upstreamEnd) Close() error {
+	if u.t.takenOver() {
+		return nil
+	}
+	return u.ReadWriteCloser.Close()
+}
+
+func (t *tunnel) takenOver() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.started
+}
+
+// start takes the tunnel over from the proxy: it reports false (and
+// nothing changes) when a piece is missing, so that the proxy's own copy
+// loops carry on. Called by both copy loops; the second call only reports.
+func (t *tunnel) start() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started {
+		return true
+	}
+	if t.client.conn == nil || t.upstream.conn == nil {
+		return false
+	}
+	t.started = true
+	tunnelsOpen.Add(1)
+	tunnelsChanged(true)
+	if oc, ok := t.client.conn.(interface{ OnClose(func()) }); ok {
+		// Closed by someone else (the drain on shutdown): end the tunnel.
+		// In a goroutine: the hook runs inside the connection's Close.
+		oc.OnClose(func() { go t.close() })
+	}
+	t.touch()
+	if t.idle > 0 {
+		t.timer = time.AfterFunc(t.idle, t.checkIdle)
+	}
+	// Both legs start with a pump: bytes may already sit in a buffer above
+	// the socket (TLS records, the transport's reader).
+	go t.client.pump()
+	go t.upstream.pump()
+	return true
+}
+
+func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+
+func (t *tunnel) checkIdle() {
+	left := t.idle - time.Since(time.Unix(0, t.last.Load()))
+	if left > 0 {
+		t.mu.Lock()
+		if !t.closed {
+			t.timer.Reset(left)
+		}
+		t.mu.Unlock()
+		return
+	}
+	t.close()
+}
+
+// close ends the tunnel once: both connections closed, the slot released.
+func (t *tunnel) close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	if p := getPoller(); p != nil {
+		p.remove(&t.client)
+		p.remove(&t.upstream)
+	}
+	t.mu.Unlock()
+	_ = t.client.w.Close()
+	_ = t.upstream.w.Close()
+	t.release()
+	tunnelsOpen.Add(-1)
+	tunnelsChanged(false)
+}
+
+// park hands l to the poller after its pump found nothing to read. It
+// reports whether the pump may end; false means the tunnel must close.
+func (t *tunnel) park(l *leg) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return true
+	}
+	return getPoller().arm(l) == nil
+}
+
+// pump copies what arrives on l to its peer until l has been silent for
+// linger, then parks l (or, without a poller, until l ends). An error on
+// either side closes the tunnel; the client's end of stream is passed on as
+// a half-close, the upstream's closes the tunnel.
+func (l *leg) pump() {
+	t := l.t
+	parks := l.raw != nil && getPoller() != nil
+	bp := tunnelBuffers.Get().(*[]byte)
+	defer tunnelBuffers.Put(bp)
+	buf := *bp
+	for {
+		if parks {
+			_ = l.conn.SetReadDeadline(time.Now().Add(linger))
+		}
+		n, err := l.r.Read(buf)
+		if n > 0 {
+			t.touch()
+			if t.idle > 0 {
+				_ = l.peer.conn.SetWriteDeadline(time.Now().Add(t.idle))
+			}
+			if _, werr := l.peer.w.Write(buf[:n]); werr != nil {
+				t.close()
+				return
+			}
+		}
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		switch {
+		case parks && errors.As(err, &ne) && ne.Timeout():
+			if t.park(l) {
+				return
+			}
+		case err == io.EOF && l == &t.client && t.halfClose():
+			return
+		}
+		t.close()
+		return
+	}
+}
+
+// halfClose passes the client's end of stream on to the upstream and keeps
+// the other direction open until the upstream ends too (or the idle
+// timeout). It reports false when the upstream connection cannot
+// half-close.
+func (t *tunnel) halfClose() bool {
+	cw, ok := t.upConn.(interface{ CloseWrite() error })
+	return ok && cw.CloseWrite() == nil
+}
