@@ -65,7 +65,7 @@ type tunnel struct {
 	started bool
 	closed  bool
 
-	last  atomic.Int64 // unix nanos of the last byte either way
+	last  atomic.Int64 // the last byte either way, as time.Since(monoStart)
 	timer *time.Timer  // idle timeout
 }
 
@@ -297,10 +297,15 @@ func (t *tunnel) start() bool {
 	return true
 }
 
-func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+// monoStart is the base of the tunnels' idle clock: durations since it are
+// monotonic, so a step of the wall clock neither closes every idle tunnel
+// at once nor keeps them open longer.
+var monoStart = time.Now()
+
+func (t *tunnel) touch() { t.last.Store(int64(time.Since(monoStart))) }
 
 func (t *tunnel) checkIdle() {
-	left := t.idle - time.Since(time.Unix(0, t.last.Load()))
+	left := t.idle - (time.Since(monoStart) - time.Duration(t.last.Load()))
 	if left > 0 {
 		t.mu.Lock()
 		if !t.closed {

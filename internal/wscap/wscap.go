@@ -194,12 +194,16 @@ func (r *Route) Handler(idle time.Duration, next http.Handler) http.Handler {
 			return
 		}
 		t := newTunnel(idle, release)
+		// Deferred: ReverseProxy panics (http.ErrAbortHandler) when a
+		// response body breaks off, and a slot must not leak with it.
+		defer func() {
+			if !t.takenOver() {
+				// Refused by the upstream, copied by the proxy itself or
+				// aborted: over now.
+				release()
+			}
+		}()
 		next.ServeHTTP(&tunnelWriter{ResponseWriter: w, t: t}, req.WithContext(withTunnel(req.Context(), t)))
-		if !t.takenOver() {
-			// Refused by the upstream, or copied by the proxy itself:
-			// over now.
-			release()
-		}
 	})
 }
 
