@@ -37,6 +37,11 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
+	// An informational answer (103 Early Hints, 102 Processing) is useful
+	// only now, not held back with the final response.
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols && w.gc != nil {
+		_ = w.gc.Flush()
+	}
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {

@@ -195,6 +195,43 @@ func TestProxy_StreamedPartsReachTheClientWhenTheUpstreamFlushes(t *testing.T) {
 	}
 }
 
+// The upstream sends 103 Early Hints and its final answer only once the
+// client has the 103; if rampart held the 103 back, the upstream would wait
+// past the route's response_header_timeout (300 ms) and the answer would be
+// a 504.
+func TestProxy_EarlyHintsReachTheClientBeforeTheFinalAnswer(t *testing.T) {
+	e := start(t, baseConfig)
+	c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /api/hints HTTP/1.1\r\nHost: app.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 103 Early Hints\r\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	for line != "\r\n" { // the rest of the 103
+		if line, err = br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.up.streamAck <- struct{}{}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "final" {
+		t.Fatalf("final answer %d %q: the 103 was held back until the upstream timed out", resp.StatusCode, body)
+	}
+}
+
 func TestProxy_SlowUpstreamGets504WithGenericBody(t *testing.T) {
 	e := start(t, baseConfig)
 	resp := e.get("/slow")

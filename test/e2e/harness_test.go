@@ -80,6 +80,17 @@ func newUpstream(t *testing.T) *upstream {
 				_, _ = io.WriteString(w, "late\n")
 			}
 			return
+		case r.URL.Path == "/api/hints":
+			// 103 Early Hints, then the final answer once the client has
+			// them (or after 2 s).
+			w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+			w.WriteHeader(http.StatusEarlyHints)
+			select {
+			case <-u.streamAck:
+			case <-time.After(2 * time.Second):
+			}
+			_, _ = io.WriteString(w, "final")
+			return
 		case r.URL.Path == "/api/fail401":
 			w.WriteHeader(http.StatusUnauthorized)
 			return
