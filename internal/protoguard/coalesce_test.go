@@ -2,11 +2,14 @@ package protoguard_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,5 +175,48 @@ func TestConn_WritesAfterPassthroughAreNotHeldBack(t *testing.T) {
 	}
 	if _, err := io.ReadFull(br, b); err != nil || string(b) != "done" {
 		t.Fatalf("tunnel answer %q, %v", b, err)
+	}
+}
+
+// smallBuffers gives accepted connections a small send buffer.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// A response held back whose flush then fails (a client that does not
+// read) must end the connection at once: net/http saw its writes succeed
+// and would otherwise keep the connection for its idle timeout.
+func TestConn_FailedFlushEndsTheConnection(t *testing.T) {
+	lim := defaultLimits()
+	lim.SendTimeout = 300 * time.Millisecond
+	g := &guarded{}
+	serveGuarded(t, g, lim, func(ln net.Listener) net.Listener { return smallBuffers{ln} },
+		answered(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, strings.Repeat("x", 30<<10)) // held back: under the limit
+		}))
+	d := net.Dialer{Timeout: time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+	}}
+	raw, err := d.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c := tls.Client(raw, g.client)
+	if _, err := io.WriteString(c, getRoot); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // not reading: the flush times out after 300 ms
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the connection is still open after its response failed to go out")
 	}
 }

@@ -113,11 +113,13 @@ type Conn struct {
 	// handler (streaming), a Read that would block (100-continue),
 	// Passthrough (WebSockets) or Close.
 	wmu       sync.Mutex
-	holding   atomic.Bool  // a request is being answered; set and cleared under wmu
-	out       *[]byte      // non-nil only while holding
-	werr      error        // a failed flush, reported by the next Write
-	deadline  atomic.Int64 // the write deadline last set, in Unix ns (0: none)
-	raw2      *prefixConn  // the TLS layer's view of raw, which batches records
+	holding   atomic.Bool                // a request is being answered; set and cleared under wmu
+	out       *[]byte                    // non-nil only while holding
+	werr      error                      // a failed flush, reported by the next Write
+	deadline  atomic.Int64               // the send-timeout deadline writeTLS last set, in Unix ns (0: none)
+	broken    atomic.Bool                // a flush failed: net/http, which saw its writes succeed, must not go on
+	closing   atomic.Bool                // Close has begun: writes keep the close deadline
+	raw2      atomic.Pointer[prefixConn] // the TLS layer's view of raw, which batches records
 	closeOnce sync.Once
 	onClose   func()
 
@@ -196,6 +198,12 @@ var errMalformedBody = errors.New("protoguard: malformed request body framing")
 func (c *Conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.broken.Load() {
+		// A response was not delivered although net/http saw its writes
+		// succeed: end the connection at its next read instead of serving
+		// another request on it.
+		return 0, io.EOF
+	}
 	// A reader of a body may wait for a client that waits for what is held
 	// back (a 100 Continue, say): send it first. Not for net/http's
 	// background read of the next head, which runs while the handler
@@ -471,8 +479,9 @@ func (c *Conn) handshake() error {
 		observe.Default().SecurityConn("tls", reason, client)
 		return errors.New("protoguard: not a TLS handshake")
 	}
-	c.raw2 = &prefixConn{Conn: c.raw, first: first[0], has: true}
-	c.tls = tls.Server(c.raw2, c.cfg())
+	pc := &prefixConn{Conn: c.raw, first: first[0], has: true}
+	c.raw2.Store(pc)
+	c.tls = tls.Server(pc, c.cfg())
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := c.tls.HandshakeContext(ctx); err != nil {
@@ -557,14 +566,16 @@ func (c *Conn) flushLocked() error {
 	var err error
 	if len(*b) > 0 && c.werr == nil {
 		// The records of one TLS write leave in one system call.
-		c.raw2.batch(true)
+		pc := c.raw2.Load()
+		pc.batch(true)
 		_, err = c.writeTLS(*b)
-		if berr := c.raw2.batch(false); err == nil {
+		if berr := pc.batch(false); err == nil {
 			err = berr
 		}
 		if err != nil {
 			c.werr = err
 			c.holding.Store(false)
+			c.broken.Store(true)
 		}
 	}
 	*b = (*b)[:0]
@@ -575,7 +586,7 @@ func (c *Conn) flushLocked() error {
 // writeTLS writes p through TLS under the send timeout. Called with c.wmu
 // held.
 func (c *Conn) writeTLS(p []byte) (int, error) {
-	if c.lim.SendTimeout > 0 {
+	if c.lim.SendTimeout > 0 && !c.closing.Load() {
 		// Push the deadline forward only when half of it is used up: the
 		// bound stays between SendTimeout/2 and SendTimeout per write, at a
 		// fraction of the timer updates.
@@ -593,6 +604,7 @@ func (c *Conn) writeTLS(p []byte) (int, error) {
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.startClosing(time.Now().Add(closeWriteTimeout))
 		// Send what is held back, unless a write is stuck: Close must
 		// also be able to end a connection that does not move.
 		if c.holding.Load() && c.wmu.TryLock() {
@@ -600,7 +612,6 @@ func (c *Conn) Close() error {
 			c.wmu.Unlock()
 		}
 		if c.tls != nil {
-			_ = c.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			err = c.tls.Close()
 		} else {
 			err = c.raw.Close()
@@ -649,6 +660,24 @@ func (c *Conn) LocalAddr() net.Addr               { return c.raw.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr              { return c.raw.RemoteAddr() }
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
 
+// closeWriteTimeout bounds what Close still writes (held-back bytes, the
+// TLS close_notify) to a client that does not read.
+const closeWriteTimeout = time.Second
+
+// startClosing caps every write from now on at by, the TLS layer's own
+// close_notify deadline (5 s) included. CloseAll calls it on all
+// connections before closing any, so that a drain's stuck clients cost one
+// second together, not one each.
+func (c *Conn) startClosing(by time.Time) {
+	if c.closing.Swap(true) {
+		return
+	}
+	if pc := c.raw2.Load(); pc != nil {
+		pc.capDeadline(by)
+	}
+	_ = c.raw.SetWriteDeadline(by)
+}
+
 // SetDeadline implements net.Conn; like SetWriteDeadline it makes the next
 // write set its own send timeout again.
 func (c *Conn) SetDeadline(t time.Time) error {
@@ -685,8 +714,9 @@ type prefixConn struct {
 	first byte
 	has   bool
 
-	wmu     sync.Mutex // TLS may write an alert from the read side
-	pending *[]byte    // non-nil while batching
+	wmu         sync.Mutex // TLS may write an alert from the read side
+	pending     *[]byte    // non-nil while batching
+	deadlineCap atomic.Int64
 }
 
 var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit+1024); return &b }}
@@ -698,6 +728,17 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 		return 1, nil
 	}
 	return p.Conn.Read(b)
+}
+
+// capDeadline makes every later write deadline at most by.
+func (p *prefixConn) capDeadline(by time.Time) { p.deadlineCap.Store(by.UnixNano()) }
+
+// SetWriteDeadline implements net.Conn within the cap set by capDeadline.
+func (p *prefixConn) SetWriteDeadline(t time.Time) error {
+	if limit := p.deadlineCap.Load(); limit != 0 && (t.IsZero() || t.UnixNano() > limit) {
+		t = time.Unix(0, limit)
+	}
+	return p.Conn.SetWriteDeadline(t)
 }
 
 func (p *prefixConn) Write(b []byte) (int, error) {

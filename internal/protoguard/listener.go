@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Listener hands net/http guarded connections and keeps track of them, so
@@ -67,6 +68,10 @@ func (l *Listener) CloseAll() {
 		cs = append(cs, c)
 	}
 	l.mu.Unlock()
+	by := time.Now().Add(closeWriteTimeout)
+	for _, c := range cs {
+		c.startClosing(by)
+	}
 	for _, c := range cs {
 		_ = c.Close()
 	}
