@@ -26,6 +26,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/internal/accept"
 	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/units"
 )
 
@@ -135,24 +136,13 @@ func (g *Guard) Open() int {
 	return g.total
 }
 
-// clientKey is the unit the per-client caps count: the IPv4 address, or
-// the IPv6 /64 the address belongs to.
-func clientKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
-}
-
 // acquire takes a connection slot for ip. perClient says whether the
 // per-client count was taken too (not for shared peers or for connections
 // without an IP address).
 func (g *Guard) acquire(ip netip.Addr) (key netip.Addr, perClient bool, reason string) {
 	perClient = ip.IsValid() && !g.isShared(ip)
 	if perClient {
-		key = clientKey(ip)
+		key = state.ClientUnit(ip)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -195,7 +185,7 @@ func (g *Guard) AllowHandshake(ip netip.Addr) bool {
 	if !ip.IsValid() || g.isShared(ip) {
 		return true
 	}
-	key := clientKey(ip)
+	key := state.ClientUnit(ip)
 	now := g.now()
 	g.mu.Lock()
 	r := g.cfg.HandshakesPerClient

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/units"
 )
 
@@ -427,11 +428,11 @@ func TestRefusalsAreLoggedOncePerClientPerInterval(t *testing.T) {
 		if _, _, reason := g.acquire(a); reason != ReasonPerClient {
 			t.Fatalf("reason = %q", reason)
 		}
-		g.refuse(ReasonPerClient, a, clientKey(a))
+		g.refuse(ReasonPerClient, a, state.ClientUnit(a))
 	}
-	g.refuse(ReasonPerClient, b, clientKey(b))
+	g.refuse(ReasonPerClient, b, state.ClientUnit(b))
 	now = now.Add(LogInterval)
-	g.refuse(ReasonPerClient, a, clientKey(a))
+	g.refuse(ReasonPerClient, a, state.ClientUnit(a))
 
 	mu.Lock()
 	lines := strings.Count(log.String(), "\n")

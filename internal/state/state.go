@@ -80,15 +80,23 @@ func ClientKey(a netip.Addr) string {
 	if !a.IsValid() {
 		return "unknown"
 	}
-	a = a.Unmap()
-	if a.Is4() {
-		return a.String()
+	u := ClientUnit(a)
+	if u.Is4() {
+		return u.String()
 	}
-	p, err := a.Prefix(64)
-	if err != nil {
-		return a.String()
+	return netip.PrefixFrom(u, 64).String()
+}
+
+// ClientUnit is ClientKey as an address, for tables keyed by netip.Addr
+// (the connection and WebSocket caps): the IPv4 address, or the first
+// address of the IPv6 /64.
+func ClientUnit(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
 	}
-	return p.String()
+	return a
 }
 
 // IPBanKey is the ban key of a client address: "ip:" + ClientKey(a).

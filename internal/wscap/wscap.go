@@ -27,6 +27,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
+	"github.com/rampart-proxy/rampart/internal/state"
 )
 
 // stage names this package in security events and refusal metrics.
@@ -119,7 +120,7 @@ func (r *Route) Acquire(client netip.Addr) (release func(), reason string, ok bo
 		s.open.Add(-1)
 		return nil, ReasonRoute, false
 	}
-	key := clientKey(client)
+	key := state.ClientUnit(client)
 	r.mu.Lock()
 	n := r.clients[key]
 	if pc := r.perClient.Load(); pc > 0 && int64(n) >= pc {
@@ -160,15 +161,6 @@ func tryInc(v *atomic.Int64, max int64) bool {
 			return true
 		}
 	}
-}
-
-func clientKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
 }
 
 // Handler serves the upgrade requests of the route (WebSockets) through
