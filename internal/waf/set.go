@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"os"
 	"sync"
 )
 
@@ -36,16 +34,9 @@ func NewSet() *Set {
 // with a rules_file, whose files have the same content) return the same
 // *WAF. Get is safe for concurrent use.
 func (s *Set) Get(cfg Config, baseDir string) (*WAF, error) {
-	cfg = Defaults().Merge(&cfg)
-	if err := cfg.Validate(); err != nil {
+	cfg, rules, err := prepare(cfg, baseDir)
+	if err != nil {
 		return nil, err
-	}
-	var rules []byte
-	if cfg.Mode != ModeOff && cfg.RulesFile != "" {
-		var err error
-		if rules, err = os.ReadFile(cfg.resolveRulesFile(baseDir)); err != nil {
-			return nil, fmt.Errorf("waf.rules_file: %w", err)
-		}
 	}
 	key, err := cacheKey(cfg, rules)
 	if err != nil {

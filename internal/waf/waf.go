@@ -65,18 +65,28 @@ type buildOptions struct {
 // New builds the WAF for cfg (merged over Defaults). baseDir resolves a
 // relative rules_file. Prefer Set.Get, which shares equal configurations.
 func New(cfg Config, baseDir string) (*WAF, error) {
-	cfg = Defaults().Merge(&cfg)
-	if err := cfg.Validate(); err != nil {
+	cfg, rules, err := prepare(cfg, baseDir)
+	if err != nil {
 		return nil, err
 	}
-	var rules []byte
-	if cfg.Mode != ModeOff && cfg.RulesFile != "" {
-		var err error
-		if rules, err = os.ReadFile(cfg.resolveRulesFile(baseDir)); err != nil {
-			return nil, fmt.Errorf("waf.rules_file: %w", err)
-		}
-	}
 	return build(cfg, string(rules), buildOptions{})
+}
+
+// prepare merges cfg over Defaults, validates it and reads its rules_file
+// (relative to baseDir) when the WAF is on.
+func prepare(cfg Config, baseDir string) (Config, []byte, error) {
+	cfg = Defaults().Merge(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.Mode == ModeOff || cfg.RulesFile == "" {
+		return cfg, nil, nil
+	}
+	rules, err := os.ReadFile(cfg.resolveRulesFile(baseDir))
+	if err != nil {
+		return cfg, nil, fmt.Errorf("waf.rules_file: %w", err)
+	}
+	return cfg, rules, nil
 }
 
 // build builds cfg, which must be complete (merged over Defaults) and valid.
