@@ -115,9 +115,8 @@ type Conn struct {
 	wmu       sync.Mutex
 	holding   atomic.Bool                // a request is being answered; set and cleared under wmu
 	out       *[]byte                    // non-nil only while holding
-	werr      error                      // a failed flush, reported by the next Write
+	werr      atomic.Pointer[error]      // a failed flush: reported by the next Write, and the next Read ends the connection
 	deadline  atomic.Int64               // the send-timeout deadline writeTLS last set, in Unix ns (0: none)
-	broken    atomic.Bool                // a flush failed: net/http, which saw its writes succeed, must not go on
 	closing   atomic.Bool                // Close has begun: writes keep the close deadline
 	raw2      atomic.Pointer[prefixConn] // the TLS layer's view of raw, which batches records
 	closeOnce sync.Once
@@ -156,7 +155,7 @@ func (c *Conn) TLS() *tls.ConnectionState { return &c.state }
 // stand-in for a refused head, nil otherwise.
 func (c *Conn) Verdict() *Rejection {
 	c.wmu.Lock()
-	c.holding.Store(c.werr == nil)
+	c.holding.Store(c.werr.Load() == nil)
 	c.wmu.Unlock()
 	if c.served.Add(1)-1 == c.rejectAt.Load() {
 		return &c.rejection
@@ -198,7 +197,7 @@ var errMalformedBody = errors.New("protoguard: malformed request body framing")
 func (c *Conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.broken.Load() {
+	if c.werr.Load() != nil {
 		// A response was not delivered although net/http saw its writes
 		// succeed: end the connection at its next read instead of serving
 		// another request on it.
@@ -516,8 +515,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.tls == nil {
 		return 0, net.ErrClosed
 	}
-	if c.werr != nil {
-		return 0, c.werr
+	if err := c.flushErr(); err != nil {
+		return 0, err
 	}
 	if c.holding.Load() {
 		if c.out == nil {
@@ -542,6 +541,14 @@ func (c *Conn) Flush() error {
 	return c.flushLocked()
 }
 
+// flushErr is the error of a failed flush, or nil.
+func (c *Conn) flushErr() error {
+	if p := c.werr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // endResponse writes what is held back and stops collecting until the
 // next request.
 func (c *Conn) endResponse() error {
@@ -559,12 +566,12 @@ func (c *Conn) endLocked() error {
 // buffer back. Called with c.wmu held.
 func (c *Conn) flushLocked() error {
 	if c.out == nil {
-		return c.werr
+		return c.flushErr()
 	}
 	b := c.out
 	c.out = nil
 	var err error
-	if len(*b) > 0 && c.werr == nil {
+	if len(*b) > 0 && c.werr.Load() == nil {
 		// The records of one TLS write leave in one system call.
 		pc := c.raw2.Load()
 		pc.batch(true)
@@ -573,9 +580,8 @@ func (c *Conn) flushLocked() error {
 			err = berr
 		}
 		if err != nil {
-			c.werr = err
+			c.werr.Store(&err)
 			c.holding.Store(false)
-			c.broken.Store(true)
 		}
 	}
 	*b = (*b)[:0]
