@@ -34,11 +34,8 @@ func (a accessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes 
 	b = append(b, `","level":"INFO","msg":"access","request_id":`...)
 	b = appendJSONString(b, info.ID)
 	b = append(b, `,"client":"`...)
-	switch {
-	case info.Client.IsValid():
-		b = info.Client.AppendTo(b)
-	case info.Peer.IsValid():
-		b = info.Peer.Addr().AppendTo(b)
+	if a := clientOf(info); a.IsValid() {
+		b = a.AppendTo(b)
 	}
 	b = append(b, `","host":`...)
 	b = appendJSONString(b, r.Host)

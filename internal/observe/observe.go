@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -85,12 +86,18 @@ func (o *Observer) Access(r *http.Request, status int, bytes int64) {
 	o.access.write(r, reqinfo.Of(r), status, bytes, time.Now())
 }
 
-func addrString(info *reqinfo.Info) string {
+// clientOf is the address a log line names as the client: the resolved
+// client identity, else the TCP peer; invalid when neither is known.
+func clientOf(info *reqinfo.Info) netip.Addr {
 	if info.Client.IsValid() {
-		return info.Client.String()
+		return info.Client
 	}
-	if info.Peer.IsValid() {
-		return info.Peer.Addr().String()
+	return info.Peer.Addr()
+}
+
+func addrString(info *reqinfo.Info) string {
+	if a := clientOf(info); a.IsValid() {
+		return a.String()
 	}
 	return ""
 }
