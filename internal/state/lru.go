@@ -75,6 +75,15 @@ func (t *table[V]) hash(key string) uint64 { return maphash.String(t.seed, key) 
 
 func (t *table[V]) shardOf(h uint64) *shard[V] { return &t.shards[(h>>58)&t.mask] }
 
+// remove deletes the entry of key, if any.
+func (t *table[V]) remove(key string) {
+	h := t.hash(key)
+	s := t.shardOf(h)
+	s.mu.Lock()
+	s.delete(h)
+	s.mu.Unlock()
+}
+
 // len returns the number of entries, dead or alive, held by the table.
 func (t *table[V]) len() int {
 	n := 0

@@ -176,25 +176,9 @@ func (m *Memory) Hit(_ context.Context, key string, win time.Duration) (int, err
 
 // Reset implements Store.
 func (m *Memory) Reset(_ context.Context, key string) error {
-	m.resetBucket(key)
-	m.resetWindow(key)
+	m.buckets.remove(key)
+	m.windows.remove(key)
 	return nil
-}
-
-func (m *Memory) resetBucket(key string) {
-	h := m.buckets.hash(key)
-	s := m.buckets.shardOf(h)
-	s.mu.Lock()
-	s.delete(h)
-	s.mu.Unlock()
-}
-
-func (m *Memory) resetWindow(key string) {
-	h := m.windows.hash(key)
-	s := m.windows.shardOf(h)
-	s.mu.Lock()
-	s.delete(h)
-	s.mu.Unlock()
 }
 
 func notManual(b *Ban) bool { return !b.Manual }
