@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rampart-proxy/rampart/bench/internal/loadresult"
 )
 
 type options struct {
@@ -54,29 +56,6 @@ type options struct {
 	wsCount            int
 	timeout            time.Duration
 	groups             string
-}
-
-// Result is the JSON line printed at the end.
-type Result struct {
-	Mode       string         `json:"mode"`
-	Requests   int64          `json:"requests"`
-	Errors     int64          `json:"errors"`
-	Non2xx     int64          `json:"non_2xx"`
-	Status     map[string]int `json:"status"`
-	Seconds    float64        `json:"seconds"`
-	RPS        float64        `json:"rps"`
-	P50        float64        `json:"p50_ms"`
-	P90        float64        `json:"p90_ms"`
-	P99        float64        `json:"p99_ms"`
-	P999       float64        `json:"p999_ms"`
-	Max        float64        `json:"max_ms"`
-	Bytes      int64          `json:"bytes"`
-	TLS        string         `json:"tls,omitempty"`
-	Late       int64          `json:"late,omitempty"` // rate mode: sends more than 1 ms behind schedule
-	WSOpened   int            `json:"ws_opened,omitempty"`
-	WSFailed   int            `json:"ws_failed,omitempty"`
-	WSEchoed   int            `json:"ws_echoed,omitempty"`
-	FirstError string         `json:"first_error,omitempty"`
 }
 
 func main() {
@@ -108,7 +87,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(2)
 	}
-	var res Result
+	var res loadresult.Result
 	switch o.mode {
 	case "keepalive", "newconn", "rate":
 		res = runHTTP(o, tc)
@@ -248,7 +227,7 @@ func (cn *conn) do(req []byte, deadline time.Time) (status int, n int64, keep bo
 	return resp.StatusCode, n, !resp.Close, nil
 }
 
-func runHTTP(o options, tc *tls.Config) Result {
+func runHTTP(o options, tc *tls.Config) loadresult.Result {
 	start := time.Now()
 	measureAt := start.Add(o.warmup)
 	end := measureAt.Add(o.dur)
@@ -440,8 +419,8 @@ func (w *worker) record(status int, n int64, d time.Duration) {
 	w.lat = append(w.lat, int64(d))
 }
 
-func merge(mode string, ws []*worker, dur time.Duration) Result {
-	r := Result{Mode: mode, Status: map[string]int{}, Seconds: dur.Seconds()}
+func merge(mode string, ws []*worker, dur time.Duration) loadresult.Result {
+	r := loadresult.Result{Mode: mode, Status: map[string]int{}, Seconds: dur.Seconds()}
 	total := 0
 	for _, w := range ws {
 		total += len(w.lat)
@@ -489,8 +468,8 @@ func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
 // runWS opens o.wsCount WebSockets, checks one echo on each, holds them for
 // o.dur and closes them.
-func runWS(o options, tc *tls.Config) Result {
-	r := Result{Mode: "ws", Status: map[string]int{}}
+func runWS(o options, tc *tls.Config) loadresult.Result {
+	r := loadresult.Result{Mode: "ws", Status: map[string]int{}}
 	tr := &http.Transport{
 		TLSClientConfig: tc,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rampart-proxy/rampart/bench/internal/loadresult"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
 )
 
@@ -479,40 +480,17 @@ func scenarios(c *settings) []scenario {
 	}
 }
 
-// loadResult is the loadgen's JSON line.
-type loadResult struct {
-	Mode       string         `json:"mode"`
-	Requests   int64          `json:"requests"`
-	Errors     int64          `json:"errors"`
-	Non2xx     int64          `json:"non_2xx"`
-	Status     map[string]int `json:"status"`
-	Seconds    float64        `json:"seconds"`
-	RPS        float64        `json:"rps"`
-	P50        float64        `json:"p50_ms"`
-	P90        float64        `json:"p90_ms"`
-	P99        float64        `json:"p99_ms"`
-	P999       float64        `json:"p999_ms"`
-	Max        float64        `json:"max_ms"`
-	Bytes      int64          `json:"bytes"`
-	TLS        string         `json:"tls"`
-	Late       int64          `json:"late"`
-	WSOpened   int            `json:"ws_opened"`
-	WSFailed   int            `json:"ws_failed"`
-	WSEchoed   int            `json:"ws_echoed"`
-	FirstError string         `json:"first_error"`
-}
-
 // measurement is one scenario on one target in one run.
 type measurement struct {
-	Run      int        `json:"run"`
-	Scenario string     `json:"scenario"`
-	Target   string     `json:"target"`
-	Kind     string     `json:"kind"`
-	Err      string     `json:"error,omitempty"`
-	Load     loadResult `json:"load"`
-	CPU      float64    `json:"cpu_seconds"` // proxy CPU in the measured window
-	Syscalls int64      `json:"syscalls_rw"` // proxy read+write system calls in the window
-	PeakRSS  int64      `json:"peak_rss"`
+	Run      int               `json:"run"`
+	Scenario string            `json:"scenario"`
+	Target   string            `json:"target"`
+	Kind     string            `json:"kind"`
+	Err      string            `json:"error,omitempty"`
+	Load     loadresult.Result `json:"load"`
+	CPU      float64           `json:"cpu_seconds"` // proxy CPU in the measured window
+	Syscalls int64             `json:"syscalls_rw"` // proxy read+write system calls in the window
+	PeakRSS  int64             `json:"peak_rss"`
 	// Upstream requests for the static asset in the measured window.
 	UpstreamAsset int64 `json:"upstream_asset"`
 	// Scenario 5.
@@ -650,8 +628,8 @@ func measure(c *settings, e *env, up *running, sc scenario, t target, run int) (
 	return m
 }
 
-func runLoadgen(bin string, args []string, timeout time.Duration, onLine func(string)) (loadResult, error) {
-	var lr loadResult
+func runLoadgen(bin string, args []string, timeout time.Duration, onLine func(string)) (loadresult.Result, error) {
+	var lr loadresult.Result
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rampart-proxy/rampart/bench/internal/loadresult"
 	"github.com/rampart-proxy/rampart/internal/config"
 )
 
@@ -86,7 +87,7 @@ func TestMedianAndRatios(t *testing.T) {
 	if !math.IsNaN(median(nil)) {
 		t.Error("median of nothing is a number")
 	}
-	m := measurement{RSSBefore: 10 << 20, RSSHeld: 20 << 20, RSSAfter5: 15 << 20, Load: loadResult{WSOpened: 1024, Requests: 20000}, CPU: 2}
+	m := measurement{RSSBefore: 10 << 20, RSSHeld: 20 << 20, RSSAfter5: 15 << 20, Load: loadresult.Result{WSOpened: 1024, Requests: 20000}, CPU: 2}
 	if got := returned(m); got != 50 {
 		t.Errorf("returned = %v", got)
 	}
@@ -103,7 +104,7 @@ func TestReportMarksFailuresAndCrashes(t *testing.T) {
 	all := []target{{name: "rampart", kind: "rampart"}, {name: "nginx", kind: "nginx"}, {name: "haproxy", kind: "haproxy", avail: "haproxy is not installed"}}
 	ok := func(run int, target string, rps float64) measurement {
 		return measurement{Run: run, Scenario: "1", Target: target, Kind: "http", CPU: 1, PeakRSS: 1 << 20,
-			Load: loadResult{Requests: int64(rps * 5), RPS: rps, P50: 1, P99: 2}}
+			Load: loadresult.Result{Requests: int64(rps * 5), RPS: rps, P50: 1, P99: 2}}
 	}
 	ms := []measurement{
 		ok(1, "nginx", 1000), ok(2, "nginx", 2000),
