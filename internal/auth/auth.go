@@ -283,7 +283,7 @@ func (a *Authenticator) Handler(next http.Handler) http.Handler {
 			if err != nil {
 				countBearerRejected.Inc()
 				a.failed(r, "")
-				a.refuse(w, r, ReasonBadToken, []string{`Bearer error="invalid_token"`}, slog.String("error", clip(err.Error(), 200)))
+				a.refuse(w, r, ReasonBadToken, []string{`Bearer error="invalid_token"`}, slog.String("error", observe.Clip(err.Error(), 200)))
 				return
 			}
 			countBearerPass.Inc()
@@ -403,7 +403,7 @@ func (a *Authenticator) basic(w http.ResponseWriter, r *http.Request, cred crede
 	switch {
 	case res.Err != nil:
 		countBasicUnavailable.Inc()
-		observe.Refuse(w, r, http.StatusServiceUnavailable, Stage, ReasonUnavailable, slog.String("error", clip(res.Err.Error(), 200)))
+		observe.Refuse(w, r, http.StatusServiceUnavailable, Stage, ReasonUnavailable, slog.String("error", observe.Clip(res.Err.Error(), 200)))
 		return false
 	case status >= 200 && status < 300:
 		countBasicPass.Inc()
@@ -516,19 +516,7 @@ func (a *Authenticator) failed(r *http.Request, user string) {
 	}
 }
 
-func clipUser(s string) string { return clip(s, maxUsernameLen) }
-
-// clip cuts s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
+func clipUser(s string) string { return observe.Clip(s, maxUsernameLen) }
 
 // Set shares authenticators between the routes of a site whose effective
 // configs are equal, so that they share one credential cache and one key

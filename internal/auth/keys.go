@@ -395,10 +395,10 @@ func (ks *keyStore) keyfunc(t *jwt.Token) (any, error) {
 		k, ok := set.byKID[kid]
 		if !ok {
 			ks.requestRefresh()
-			return nil, fmt.Errorf("unknown key id %q", clip(kid, 64))
+			return nil, fmt.Errorf("unknown key id %q", observe.Clip(kid, 64))
 		}
 		if !k.fits(alg) {
-			return nil, fmt.Errorf("key %q does not fit alg %s", clip(kid, 64), alg)
+			return nil, fmt.Errorf("key %q does not fit alg %s", observe.Clip(kid, 64), alg)
 		}
 		return k.key, nil
 	}

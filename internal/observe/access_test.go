@@ -118,3 +118,12 @@ func FuzzAccessLine(f *testing.F) {
 		}
 	})
 }
+
+func TestTruncate(t *testing.T) {
+	if got := Truncate("héllo", 2); got != "h…" {
+		t.Errorf("truncate on a rune boundary: %q", got)
+	}
+	if got := Truncate("short", 100); got != "short" {
+		t.Errorf("%q", got)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 )
@@ -59,7 +60,7 @@ func (o *Observer) Security(r *http.Request, stage, reason string, attrs ...slog
 		slog.String("client", addrString(info)),
 		slog.String("host", r.Host),
 		slog.String("method", r.Method),
-		slog.String("uri", truncate(r.RequestURI, 256)),
+		slog.String("uri", Truncate(r.RequestURI, 256)),
 	}
 	o.security.LogAttrs(context.Background(), slog.LevelWarn, "security", append(base, attrs...)...)
 }
@@ -102,11 +103,23 @@ func addrString(info *reqinfo.Info) string {
 	return ""
 }
 
-func truncate(s string, n int) string {
+// Clip cuts s to at most n bytes on a rune boundary.
+func Clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// Truncate is Clip marking a cut with "…": for values quoted in logs.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return Clip(s, n) + "…"
 }
 
 // Refuse answers r with status and a generic body that names only the

@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rampart-proxy/rampart/internal/observe"
 )
@@ -223,7 +222,7 @@ func (rs *Rules) Handler(next http.Handler) http.Handler {
 			c := &rs.rules[i]
 			if ok, value := c.check(r.Header); !ok {
 				observe.Refuse(w, r, c.status, Stage, c.reason,
-					slog.String("header", c.header), slog.String("value", clip(value, maxLoggedValue)))
+					slog.String("header", c.header), slog.String("value", observe.Truncate(value, maxLoggedValue)))
 				return
 			}
 		}
@@ -299,15 +298,4 @@ func validToken(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }

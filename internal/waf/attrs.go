@@ -5,10 +5,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
+
+	"github.com/rampart-proxy/rampart/internal/observe"
 )
 
 // Limits on what one security event carries.
@@ -82,10 +83,10 @@ func describeMatch(md types.MatchData) string {
 	b.WriteString(name)
 	if key != "" {
 		b.WriteByte(':')
-		b.WriteString(truncate(key, 64))
+		b.WriteString(observe.Truncate(key, 64))
 	}
 	b.WriteByte('=')
-	b.WriteString(truncate(value, maxMatchedLen))
+	b.WriteString(observe.Truncate(value, maxMatchedLen))
 	return b.String()
 }
 
@@ -127,14 +128,3 @@ func sensitiveName(lname string) bool {
 // whose name contains pass, pwd, secret or token, and Basic/Bearer
 // credentials.
 var sensitiveInline = regexp.MustCompile(`(?i)([a-z0-9_.\-\[\]]*(?:pass|pwd|secret|token)[a-z0-9_.\-\[\]]*["']?\s*[=:]\s*["']?|(?:basic|bearer)\s+)[^&"'\s,;}<]*`)
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}

@@ -112,12 +112,3 @@ func TestMaskValue(t *testing.T) {
 		}
 	}
 }
-
-func TestTruncate(t *testing.T) {
-	if got := truncate("héllo", 2); got != "h…" {
-		t.Errorf("truncate on a rune boundary: %q", got)
-	}
-	if got := truncate("short", 100); got != "short" {
-		t.Errorf("%q", got)
-	}
-}
