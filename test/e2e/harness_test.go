@@ -103,22 +103,7 @@ func newUpstream(t *testing.T) *upstream {
 	})
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		u.hits.Add(1)
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		u.wsOpen.Add(1)
-		defer u.wsOpen.Add(-1)
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			if err := c.Write(context.Background(), typ, msg); err != nil {
-				return
-			}
-		}
+		echoWebSocket(&u.wsOpen)(w, r)
 	})
 	u.Server = httptest.NewServer(mux)
 	t.Cleanup(u.Close)
@@ -359,4 +344,27 @@ func (e *env) metrics() string {
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
 	return string(b)
+}
+
+// echoWebSocket answers a WebSocket with an echo of every message, counting the
+// sockets open in open.
+func echoWebSocket(open *atomic.Int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		open.Add(1)
+		defer open.Add(-1)
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			if err := c.Write(context.Background(), typ, msg); err != nil {
+				return
+			}
+		}
+	}
 }

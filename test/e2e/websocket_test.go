@@ -205,24 +205,7 @@ func TestWebSocket_ShutdownClosesTunnels(t *testing.T) {
 
 func TestWebSocket_TLSUpstream(t *testing.T) {
 	var open atomic.Int64
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		open.Add(1)
-		defer open.Add(-1)
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			if err := c.Write(context.Background(), typ, msg); err != nil {
-				return
-			}
-		}
-	}))
+	up := httptest.NewTLSServer(echoWebSocket(&open))
 	t.Cleanup(up.Close)
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "upstream-ca.pem")
