@@ -28,7 +28,6 @@ package protoguard
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -460,12 +459,13 @@ func (c *Conn) badBody(reason string) bool {
 // HTTP on the TLS port), applies the handshake gate, then runs the TLS
 // handshake within HandshakeTimeout.
 func (c *Conn) handshake() error {
-	client := c.peer.Addr().String()
+	growStack()
 	if c.gate != nil && !c.gate(c.peer) {
 		return errors.New("protoguard: handshake refused")
 	}
-	deadline := time.Now().Add(c.lim.HandshakeTimeout)
-	_ = c.raw.SetReadDeadline(deadline)
+	// The deadline bounds reads and writes of the whole handshake. (A
+	// context would cost crypto/tls a goroutine and a timer per handshake.)
+	_ = c.raw.SetDeadline(time.Now().Add(c.lim.HandshakeTimeout))
 	var first [1]byte
 	if _, err := io.ReadFull(c.raw, first[:]); err != nil {
 		return err
@@ -475,24 +475,43 @@ func (c *Conn) handshake() error {
 		if first[0] >= 'A' && first[0] <= 'Z' {
 			reason = "plain-http"
 		}
-		observe.Default().SecurityConn("tls", reason, client)
+		observe.Default().SecurityConn("tls", reason, c.peer.Addr().String())
 		return errors.New("protoguard: not a TLS handshake")
 	}
 	pc := &prefixConn{Conn: c.raw, first: first[0], has: true}
 	c.raw2.Store(pc)
 	c.tls = tls.Server(pc, c.cfg())
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	if err := c.tls.HandshakeContext(ctx); err != nil {
+	if err := c.tls.Handshake(); err != nil {
 		observe.Metrics.TLSHandshakes.WithLabelValues("", "fail").Inc()
-		observe.Default().SecurityConn("tls", "handshake-failed", client, slog.String("error", err.Error()))
+		observe.Default().SecurityConn("tls", "handshake-failed", c.peer.Addr().String(), slog.String("error", err.Error()))
 		return err
 	}
 	_ = c.raw.SetReadDeadline(time.Time{})
+	// Through prefixConn: if Close has begun meanwhile, its cap stays.
+	_ = pc.SetWriteDeadline(time.Time{})
 	c.state = c.tls.ConnectionState()
 	observe.Metrics.TLSHandshakes.WithLabelValues(VersionName(c.state.Version), "ok").Inc()
 	return nil
 }
+
+// handshakeStack is about the stack a connection's goroutine reaches in the
+// TLS handshake and the request after it.
+const handshakeStack = 16 << 10
+
+// growStack grows the calling goroutine's stack to handshakeStack in one
+// step while it is still shallow. Goroutines start with a small stack that
+// the runtime doubles, copying it each time, as calls go deeper; the TLS
+// handshake's cryptography would otherwise pay for three or four such
+// copies of an ever deeper stack on every new connection.
+//
+//go:noinline
+func growStack() byte {
+	var frame [handshakeStack]byte
+	return stackSink(frame[:])
+}
+
+//go:noinline
+func stackSink(b []byte) byte { return b[len(b)-1] }
 
 // VersionName is "1.2" or "1.3" for a TLS version constant.
 func VersionName(v uint16) string {

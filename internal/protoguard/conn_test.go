@@ -514,3 +514,73 @@ func TestConn_VerdictAndAccessors(t *testing.T) {
 		t.Error("FromContext on a plain context is not nil")
 	}
 }
+
+// A handshake that stops half-way is ended at HandshakeTimeout: a
+// ClientHello cut short, or a client that reads the server's flight but
+// never sends its Finished.
+func TestConn_StalledHandshakeEndsAtHandshakeTimeout(t *testing.T) {
+	lim := defaultLimits()
+	lim.HandshakeTimeout = 300 * time.Millisecond // net/http's own header timeout here is 2 s
+	g := startGuarded(t, lim)
+	for name, send := range map[string][]byte{
+		"record header only":  {0x16, 0x03, 0x01, 0x02, 0x00},
+		"half a ClientHello":  append([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}, make([]byte, 40)...),
+		"first byte and wait": {0x16},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.DialTimeout("tcp", g.addr, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			start := time.Now()
+			if _, err := c.Write(send); err != nil {
+				t.Fatal(err)
+			}
+			expectClosed(t, c)
+			if d := time.Since(start); d < 250*time.Millisecond || d > 1500*time.Millisecond {
+				t.Errorf("closed after %v, want about the 300 ms handshake timeout", d)
+			}
+		})
+	}
+	t.Run("no client Finished", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", g.addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// A TLS 1.2 client sees the server's flight and then owes its key
+		// exchange; it never sends it.
+		stalled := &stallAfterHello{Conn: c}
+		tc := tls.Client(stalled, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		start := time.Now()
+		err = tc.Handshake()
+		if err == nil {
+			t.Fatal("handshake completed without the client's Finished")
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("server kept the stalled handshake open: %v", err)
+		}
+		if d := time.Since(start); d < 250*time.Millisecond || d > 1500*time.Millisecond {
+			t.Errorf("closed after %v, want about the 300 ms handshake timeout", d)
+		}
+	})
+}
+
+// stallAfterHello passes the client's first write (the ClientHello) and
+// swallows every later one, so the server waits for the rest.
+type stallAfterHello struct {
+	net.Conn
+	writes int
+}
+
+func (s *stallAfterHello) Write(b []byte) (int, error) {
+	s.writes++
+	if s.writes > 1 {
+		return len(b), nil
+	}
+	return s.Conn.Write(b)
+}

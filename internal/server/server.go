@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 	gate := func(peer netip.AddrPort) bool { return s.conns.AllowHandshake(peer.Addr()) }
 	lim := limitsOf(cfg)
 	for _, addr := range cfg.ListenAddrs() {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := listenTCP(addr)
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
