@@ -8,6 +8,12 @@
 // rampart — whatever the client sent in those headers is dropped — and no
 // hop-by-hop headers. Redirects from the upstream are passed to the client,
 // never followed.
+//
+// Requests without a body to a plain-HTTP target go out on the handler's
+// goroutine over a pool of keepalive connections (direct.go); the others
+// (bodies, WebSocket upgrades, HTTPS targets) through http.Transport. Both
+// paths share the timeouts, the 1 MiB bound on a response head and the
+// number of idle connections kept per target (upstream.keepalive).
 package proxy
 
 import (
@@ -41,6 +47,7 @@ type Upstream struct {
 	targets     []*target
 	next        atomic.Uint64
 	transport   *http.Transport
+	headerWait  time.Duration // response_header_timeout
 	hostHeader  string
 	strip       []string
 	site        string
@@ -51,6 +58,10 @@ type target struct {
 	url       *url.URL
 	name      string
 	downUntil atomic.Int64 // unix nanos; passive health
+
+	// direct carries requests without a body to a plain-HTTP target
+	// (direct.go); nil for an HTTPS target.
+	direct *directPool
 
 	// rampart_upstream_requests_total series, resolved once per config
 	// load rather than by label on every request.
@@ -82,31 +93,45 @@ var alwaysStripped = []string{"Server", "X-Powered-By", "X-AspNet-Version", "X-A
 
 // New builds the upstream of site s. Certificates and CA files are read now.
 func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []string) (*Upstream, error) {
-	u := &Upstream{hostHeader: s.Upstream.HostHeader, site: s.Host, failTimeout: s.Upstream.FailTimeout.D()}
+	u := &Upstream{hostHeader: s.Upstream.HostHeader, site: s.Host, failTimeout: s.Upstream.FailTimeout.D(),
+		headerWait: s.Upstream.ResponseHeaderTimeout.D()}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, s.Upstream.ConnectTimeout.D())
+		defer cancel()
+		return dialer.DialContext(ctx, network, addr)
+	}
 	for _, raw := range s.Upstream.Targets {
 		pu, err := url.Parse(raw)
 		if err != nil {
 			return nil, err
 		}
-		u.targets = append(u.targets, newTarget(pu))
+		t := newTarget(pu)
+		if pu.Scheme == "http" {
+			t.direct = &directPool{
+				dial: func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", t.name) },
+				max:  s.Upstream.Keepalive,
+			}
+		}
+		u.targets = append(u.targets, t)
 	}
 	tc, err := upstreamTLS(cfg, s)
 	if err != nil {
 		return nil, err
 	}
 	u.transport = &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, s.Upstream.ConnectTimeout.D())
-			defer cancel()
-			return dialer.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: s.Upstream.ResponseHeaderTimeout.D(),
-		MaxIdleConns:          s.Upstream.Keepalive * len(u.targets),
-		MaxIdleConnsPerHost:   s.Upstream.Keepalive,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		DialContext:            dial,
+		TLSClientConfig:        tc,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  u.headerWait,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		MaxIdleConns:           s.Upstream.Keepalive * len(u.targets),
+		MaxIdleConnsPerHost:    s.Upstream.Keepalive,
+		IdleConnTimeout:        idleConnTimeout,
+		ExpectContinueTimeout:  time.Second,
+		// The client's Accept-Encoding is passed on as it is; the proxy
+		// does not ask for gzip itself and unpack it (nor does the direct
+		// path).
+		DisableCompression: true,
 		// HTTP/1.1 to upstreams: WebSocket upgrades and the framing the
 		// guard checked stay the same on both legs.
 		ForceAttemptHTTP2: false,
@@ -162,7 +187,14 @@ func upstreamTLS(cfg *config.Config, s *config.Site) (*tls.Config, error) {
 func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.rp.ServeHTTP(w, r) }
 
 // Close drops idle upstream connections (after a reload replaced u).
-func (u *Upstream) Close() { u.transport.CloseIdleConnections() }
+func (u *Upstream) Close() {
+	u.transport.CloseIdleConnections()
+	for _, t := range u.targets {
+		if t.direct != nil {
+			t.direct.close()
+		}
+	}
+}
 
 func (u *Upstream) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
@@ -212,7 +244,13 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		req.URL.Host = t.name
 		reqinfo.Of(req).Upstream = t.name
-		resp, err := u.transport.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if t.direct != nil && directEligible(req) {
+			resp, err = t.direct.roundTrip(req, u.headerWait)
+		} else {
+			resp, err = u.transport.RoundTrip(req)
+		}
 		if err == nil {
 			t.ok.Inc()
 			return resp, nil
