@@ -4,13 +4,18 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The direct path sends a request without a body (GET, HEAD, most API
@@ -40,12 +45,15 @@ const max1xx = 5
 // directPool holds one target's idle keepalive connections, most recently
 // used first out.
 type directPool struct {
-	dial func(ctx context.Context) (net.Conn, error)
-	max  int
+	dial        func(ctx context.Context) (net.Conn, error)
+	max         int
+	idleTimeout time.Duration // idleConnTimeout; shorter in tests
 
-	mu     sync.Mutex
-	idle   []*directConn // oldest first
-	closed bool
+	mu        sync.Mutex
+	idle      []*directConn // oldest first
+	closed    bool
+	reapArmed bool        // a reap is scheduled
+	reaper    *time.Timer // the last one scheduled
 }
 
 type directConn struct {
@@ -92,31 +100,29 @@ func newDirectConn(nc net.Conn) *directConn {
 	return c
 }
 
-// get returns an idle connection (reused = true), or dials a new one.
+// get returns an idle connection (reused = true), or dials a new one. An
+// idle connection is used only if the upstream has sent nothing on it
+// since its last answer: bytes there (a late body, an unsolicited 408) or
+// its close would otherwise be read as the answer to this request.
 func (p *directPool) get(ctx context.Context) (c *directConn, reused bool, err error) {
-	now := time.Now()
-	p.mu.Lock()
-	// The oldest connections are at the front: drop those idle too long.
-	stale := 0
-	for stale < len(p.idle) && now.Sub(p.idle[stale].idleSince) > idleConnTimeout {
-		stale++
-	}
-	var old []*directConn
-	if stale > 0 {
-		old = append(old, p.idle[:stale]...)
-		p.idle = append(p.idle[:0], p.idle[stale:]...)
-	}
-	if n := len(p.idle); n > 0 {
-		c = p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-	}
-	p.mu.Unlock()
-	for _, o := range old {
-		_ = o.nc.Close()
-	}
-	if c != nil {
-		return c, true, nil
+	for {
+		p.mu.Lock()
+		stale := p.pruneLocked(time.Now())
+		if n := len(p.idle); n > 0 {
+			c = p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+		}
+		p.mu.Unlock()
+		closeAll(stale)
+		if c == nil {
+			break
+		}
+		if c.quiet() {
+			return c, true, nil
+		}
+		_ = c.nc.Close()
+		c = nil
 	}
 	nc, err := p.dial(ctx)
 	if err != nil {
@@ -125,8 +131,55 @@ func (p *directPool) get(ctx context.Context) (c *directConn, reused bool, err e
 	return newDirectConn(nc), false, nil
 }
 
+// pruneLocked takes the connections idle for longer than idleTimeout out of
+// the pool (the oldest are at the front) and returns them to be closed.
+func (p *directPool) pruneLocked(now time.Time) []*directConn {
+	stale := 0
+	for stale < len(p.idle) && now.Sub(p.idle[stale].idleSince) > p.idleTimeout {
+		stale++
+	}
+	if stale == 0 {
+		return nil
+	}
+	old := append([]*directConn(nil), p.idle[:stale]...)
+	n := copy(p.idle, p.idle[stale:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	return old
+}
+
+func closeAll(conns []*directConn) {
+	for _, c := range conns {
+		_ = c.nc.Close()
+	}
+}
+
+// quiet reports whether nothing has arrived on the idle connection: no
+// byte and no end of stream. One non-blocking peek.
+func (c *directConn) quiet() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false // not a socket: never reused
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [1]byte
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, perr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // never wait
+	})
+	return err == nil && perr == syscall.EAGAIN
+}
+
 // put keeps c for the next request, or closes it when the pool is full
-// or closed.
+// or closed. Connections left idle are closed after idleTimeout even
+// without traffic.
 func (p *directPool) put(c *directConn) {
 	c.idleSince = time.Now()
 	p.mu.Lock()
@@ -136,7 +189,26 @@ func (p *directPool) put(c *directConn) {
 		return
 	}
 	p.idle = append(p.idle, c)
+	if !p.reapArmed {
+		p.reapArmed = true
+		p.reaper = time.AfterFunc(p.idleTimeout, p.reap)
+	}
 	p.mu.Unlock()
+}
+
+// reap closes the connections idle too long and comes back when the
+// oldest remaining one will be.
+func (p *directPool) reap() {
+	now := time.Now()
+	p.mu.Lock()
+	stale := p.pruneLocked(now)
+	if len(p.idle) > 0 && !p.closed {
+		p.reaper = time.AfterFunc(p.idle[0].idleSince.Add(p.idleTimeout).Sub(now)+time.Millisecond, p.reap)
+	} else {
+		p.reapArmed = false
+	}
+	p.mu.Unlock()
+	closeAll(stale)
 }
 
 // close closes the idle connections; connections in use are closed when
@@ -146,10 +218,11 @@ func (p *directPool) close() {
 	idle := p.idle
 	p.idle = nil
 	p.closed = true
-	p.mu.Unlock()
-	for _, c := range idle {
-		_ = c.nc.Close()
+	if p.reaper != nil {
+		p.reaper.Stop()
 	}
+	p.mu.Unlock()
+	closeAll(idle)
 }
 
 // directEligible reports whether req can take the direct path: no body and
@@ -165,17 +238,20 @@ func directEligible(req *http.Request) bool {
 	return !upgrade
 }
 
-// roundTrip sends req on a pooled connection. A reused connection that the
-// upstream closed while idle (it answers nothing) is replaced by a new one
-// once: the request has no body, so nothing was consumed.
+// roundTrip sends req on a pooled connection. If a reused connection ends
+// before any byte of an answer (the upstream closed it just as it was
+// taken), the request goes out once more on a new connection — only if
+// it can be repeated safely: it never reached the upstream, or its method
+// is idempotent (RFC 9110 9.2.2) or it carries an idempotency key, as
+// http.Transport decides. A timeout is never repeated.
 func (p *directPool) roundTrip(req *http.Request, headerTimeout time.Duration) (*http.Response, error) {
 	ctx := req.Context()
-	for {
+	for attempt := 0; ; attempt++ {
 		c, reused, err := p.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.do(req, headerTimeout, p)
+		resp, wrote, err := c.do(req, headerTimeout, p)
 		if err == nil {
 			return resp, nil
 		}
@@ -184,11 +260,53 @@ func (p *directPool) roundTrip(req *http.Request, headerTimeout time.Duration) (
 			return nil, ctx.Err()
 		}
 		var ne net.Error
-		if reused && c.lr.read == 0 && !(errors.As(err, &ne) && ne.Timeout()) {
+		timeout := errors.As(err, &ne) && ne.Timeout()
+		if attempt == 0 && reused && c.lr.read == 0 && !timeout && (!wrote || replayable(req)) {
 			continue
 		}
 		return nil, err
 	}
+}
+
+// replayable is http.Transport's rule for sending a request again.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+// wantsClose reports a request that ends its connection.
+func wantsClose(req *http.Request) bool {
+	if req.Close {
+		return true
+	}
+	for _, v := range req.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "close") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validHeader is http.Transport's check of the names and values it sends.
+func validHeader(h http.Header) error {
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("invalid header field value for %q", k)
+			}
+		}
+	}
+	return nil
 }
 
 // aLongTimeAgo is a deadline that makes a blocked read or write return.
@@ -196,28 +314,33 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // do writes req and reads the response head; the body is read by the
 // caller through directBody, which gives the connection back at its end.
-func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *directPool) (*http.Response, error) {
+// wrote reports whether any of the request may have reached the upstream.
+func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *directPool) (resp *http.Response, wrote bool, err error) {
+	if err := validHeader(req.Header); err != nil {
+		return nil, false, err
+	}
+	ctx := req.Context()
 	c.lr.read = 0
-	// The client leaving ends the upstream exchange at once.
-	stop := context.AfterFunc(req.Context(), func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
 	if headerTimeout > 0 {
 		_ = c.nc.SetDeadline(time.Now().Add(headerTimeout))
 	}
-	fail := func(err error) (*http.Response, error) {
+	// The client leaving ends the upstream exchange at once. Registered
+	// after the deadline above so that it cannot be overwritten by it.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, bool, error) {
 		stop()
-		return nil, err
+		return nil, wrote, err
 	}
+	wrote = true // from here on, bytes may have left (bufio flushes when full)
 	if err := req.Write(c.bw); err != nil {
 		return fail(err)
 	}
 	if err := c.bw.Flush(); err != nil {
 		return fail(err)
 	}
-	trace := httptrace.ContextClientTrace(req.Context())
+	trace := httptrace.ContextClientTrace(ctx)
 	c.lr.left = maxResponseHeaderBytes
-	var resp *http.Response
 	for n := 0; ; n++ {
-		var err error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			return fail(err)
@@ -239,9 +362,16 @@ func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *direc
 	c.lr.left = -1
 	if headerTimeout > 0 {
 		_ = c.nc.SetDeadline(time.Time{})
+		// The client may have left while the deadline was cleared.
+		if ctx.Err() != nil {
+			_ = c.nc.SetDeadline(aLongTimeAgo)
+		}
 	}
-	resp.Body = &directBody{rc: resp.Body, c: c, p: p, stop: stop, reuse: !resp.Close && !req.Close}
-	return resp, nil
+	resp.Body = &directBody{rc: resp.Body, c: c, p: p, ctx: ctx, stop: stop,
+		// After HEAD nothing may follow the head, but an upstream that
+		// sends a body anyway could do so late: no reuse.
+		reuse: !resp.Close && !wantsClose(req) && req.Method != http.MethodHead}
+	return resp, true, nil
 }
 
 // directBody is the response body; at its end the connection goes back to
@@ -250,6 +380,7 @@ type directBody struct {
 	rc    io.ReadCloser
 	c     *directConn
 	p     *directPool
+	ctx   context.Context
 	stop  func() bool
 	reuse bool
 	done  bool
@@ -262,6 +393,11 @@ func (b *directBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err != nil {
 		b.finish(err == io.EOF)
+		if err != io.EOF && b.ctx.Err() != nil {
+			// The client left (the deadline was moved for it): say so,
+			// as http.Transport does, rather than "i/o timeout".
+			err = b.ctx.Err()
+		}
 	}
 	return n, err
 }

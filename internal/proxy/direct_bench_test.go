@@ -36,7 +36,8 @@ func benchUpstream(b *testing.B, direct bool) {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", addr)
 		},
-		max: 16,
+		max:         16,
+		idleTimeout: time.Minute,
 	}
 	defer p.close()
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}

@@ -75,7 +75,8 @@ func (s *scripted) pool(max int) *directPool {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", s.ln.Addr().String())
 		},
-		max: max,
+		max:         max,
+		idleTimeout: time.Minute,
 	}
 }
 
@@ -444,5 +445,187 @@ func TestDirectEligible(t *testing.T) {
 		if got := directEligible(c.req); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// Bytes the upstream sends on a connection after its answer ended (a late
+// body, a second answer nobody asked for) are never read as the answer to
+// the next request: the idle connection is checked and dropped.
+func TestDirect_LateBytesOnAnIdleConnectionAreNotTheNextAnswer(t *testing.T) {
+	for name, late := range map[string]string{
+		"a second answer": "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET",
+		"an idle 408":     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
+				ok(req.URL.Path)(n, req, w)
+				if n == 1 {
+					_ = w.Flush()
+					time.Sleep(20 * time.Millisecond)
+					w.WriteString(late)
+				}
+				return true
+			})
+			p := s.pool(4)
+			if _, body, err := fetch(t, p, s.get(t, context.Background(), "/a"), time.Second); err != nil || body != "/a" {
+				t.Fatalf("first: %q %v", body, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			for _, path := range []string{"/bb", "/ccc"} {
+				resp, body, err := fetch(t, p, s.get(t, context.Background(), path), time.Second)
+				if err != nil || resp.StatusCode != 200 || body != path {
+					t.Fatalf("GET %s answered %v %q %v", path, resp, body, err)
+				}
+			}
+			if n := s.conns.Load(); n != 2 {
+				t.Errorf("%d upstream connections, want 2", n)
+			}
+		})
+	}
+}
+
+// After HEAD the connection is not reused: an upstream that sends a body
+// to HEAD anyway may send it after the next request went out, where no
+// check of the idle connection can see it.
+func TestDirect_NoReuseAfterHEAD(t *testing.T) {
+	s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
+		if req.Method == http.MethodHead {
+			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 44\r\n\r\n")
+			_ = w.Flush()
+			time.Sleep(200 * time.Millisecond)
+			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET")
+			return true
+		}
+		return ok("public")(n, req, w)
+	})
+	p := s.pool(4)
+	req := s.get(t, context.Background(), "/")
+	req.Method = http.MethodHead
+	if _, _, err := fetch(t, p, req, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, err := fetch(t, p, s.get(t, context.Background(), "/"), time.Second); err != nil || body != "public" {
+		t.Fatalf("GET after HEAD: %q %v", body, err)
+	}
+	if n := s.conns.Load(); n != 2 {
+		t.Errorf("%d upstream connections, want 2", n)
+	}
+}
+
+// A request without a body that is not idempotent (a POST with
+// Content-Length 0) is not sent twice when the connection breaks after it
+// went out; a GET is.
+func TestDirect_OnlyIdempotentRequestsAreSentAgain(t *testing.T) {
+	for _, c := range []struct {
+		method string
+		want   int64 // requests the upstream reads
+		ok     bool
+	}{{http.MethodPost, 2, false}, {http.MethodGet, 3, true}} {
+		t.Run(c.method, func(t *testing.T) {
+			s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
+				if n == 2 {
+					return false // read the request, then drop the connection
+				}
+				return ok("x")(n, req, w)
+			})
+			p := s.pool(4)
+			if _, _, err := fetch(t, p, s.get(t, context.Background(), "/warm"), time.Second); err != nil {
+				t.Fatal(err)
+			}
+			req := s.get(t, context.Background(), "/act")
+			req.Method = c.method
+			_, _, err := fetch(t, p, req, time.Second)
+			if (err == nil) != c.ok {
+				t.Errorf("error %v, want success %v", err, c.ok)
+			}
+			if n := s.requests.Load(); n != c.want {
+				t.Errorf("upstream read %d requests, want %d", n, c.want)
+			}
+		})
+	}
+}
+
+// A client that leaves while the body is read: the read ends with
+// context.Canceled (not an i/o timeout) and the connection is closed.
+func TestDirect_ClientGoneMidBodyIsContextCanceled(t *testing.T) {
+	s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+		_ = w.Flush()
+		time.Sleep(3 * time.Second)
+		return false
+	})
+	p := s.pool(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := p.roundTrip(s.get(t, ctx, "/"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = io.ReadAll(resp.Body)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("body read ended with %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("body read ended after %v", d)
+	}
+}
+
+// Idle connections are closed after the idle timeout without any further
+// traffic.
+func TestDirect_IdleConnectionsAreClosedAfterTheIdleTimeout(t *testing.T) {
+	s := startScripted(t, ok("x"))
+	p := s.pool(4)
+	p.idleTimeout = 100 * time.Millisecond
+	if _, _, err := fetch(t, p, s.get(t, context.Background(), "/"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the idle connection was still open 2 s after a 100 ms idle timeout")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) != 0 || p.reapArmed {
+		t.Errorf("pool after reaping: %d idle, reap armed %v", len(p.idle), p.reapArmed)
+	}
+}
+
+func TestDirect_InvalidHeaderIsNotSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- 0
+			return
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, _ := io.ReadAll(c)
+		got <- len(n)
+	}()
+	p := &directPool{max: 4, idleTimeout: time.Minute, dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}}
+	for name, h := range map[string]http.Header{
+		"NUL in a value": {"X-Bad": {"a\x00b"}},
+		"space in name":  {"X Bad": {"v"}},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+		req.Header = h
+		if _, err := p.roundTrip(req, time.Second); err == nil {
+			t.Errorf("%s: sent", name)
+		}
+	}
+	if n := <-got; n != 0 {
+		t.Errorf("upstream received %d bytes, want none", n)
 	}
 }

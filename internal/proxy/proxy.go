@@ -108,8 +108,9 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 		t := newTarget(pu)
 		if pu.Scheme == "http" {
 			t.direct = &directPool{
-				dial: func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", t.name) },
-				max:  s.Upstream.Keepalive,
+				dial:        func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", t.name) },
+				max:         s.Upstream.Keepalive,
+				idleTimeout: idleConnTimeout,
 			}
 		}
 		u.targets = append(u.targets, t)
