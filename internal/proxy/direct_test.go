@@ -89,6 +89,14 @@ func (s *scripted) get(t *testing.T, ctx context.Context, path string) *http.Req
 	return req
 }
 
+// wantConns checks how many connections the upstream accepted.
+func (s *scripted) wantConns(t *testing.T, want int64) {
+	t.Helper()
+	if n := s.conns.Load(); n != want {
+		t.Errorf("%d upstream connections, want %d", n, want)
+	}
+}
+
 // fetch does one round trip and reads the whole body.
 func fetch(t *testing.T, p *directPool, req *http.Request, headerTimeout time.Duration) (*http.Response, string, error) {
 	t.Helper()
@@ -117,9 +125,7 @@ func TestDirect_SequentialRequestsShareOneConnection(t *testing.T) {
 			t.Fatalf("request %d: %q, %v", i, body, err)
 		}
 	}
-	if n := s.conns.Load(); n != 1 {
-		t.Errorf("%d upstream connections for 20 sequential requests, want 1", n)
-	}
+	s.wantConns(t, 1)
 }
 
 func TestDirect_RequestLineAndHeadersAsNetHTTPWritesThem(t *testing.T) {
@@ -195,9 +201,7 @@ func TestDirect_ConnectionIsNotReusedAfterAnUncleanAnswer(t *testing.T) {
 			if err != nil || body != "second" {
 				t.Fatalf("second: %q, %v (a forged answer must not be read as the next response)", body, err)
 			}
-			if n := s.conns.Load(); n != 2 {
-				t.Errorf("%d upstream connections, want 2: the first must not be reused", n)
-			}
+			s.wantConns(t, 2)
 		})
 	}
 }
@@ -224,9 +228,7 @@ func TestDirect_CleanAnswersKeepTheConnection(t *testing.T) {
 					t.Errorf("trailer %v", resp.Trailer)
 				}
 			}
-			if n := s.conns.Load(); n != 1 {
-				t.Errorf("%d upstream connections, want 1", n)
-			}
+			s.wantConns(t, 1)
 		})
 	}
 }
@@ -280,9 +282,7 @@ func TestDirect_ContextEndingAfterTheAnswerLeavesThePooledConnectionAlone(t *tes
 	if _, _, err := fetch(t, p, s.get(t, context.Background(), "/"), time.Second); err != nil {
 		t.Fatalf("next request on the pooled connection: %v", err)
 	}
-	if n := s.conns.Load(); n != 1 {
-		t.Errorf("%d upstream connections, want 1", n)
-	}
+	s.wantConns(t, 1)
 }
 
 // The client leaving ends the wait and closes the upstream connection.
@@ -477,9 +477,7 @@ func TestDirect_LateBytesOnAnIdleConnectionAreNotTheNextAnswer(t *testing.T) {
 					t.Fatalf("GET %s answered %v %q %v", path, resp, body, err)
 				}
 			}
-			if n := s.conns.Load(); n != 2 {
-				t.Errorf("%d upstream connections, want 2", n)
-			}
+			s.wantConns(t, 2)
 		})
 	}
 }
@@ -507,9 +505,7 @@ func TestDirect_NoReuseAfterHEAD(t *testing.T) {
 	if _, body, err := fetch(t, p, s.get(t, context.Background(), "/"), time.Second); err != nil || body != "public" {
 		t.Fatalf("GET after HEAD: %q %v", body, err)
 	}
-	if n := s.conns.Load(); n != 2 {
-		t.Errorf("%d upstream connections, want 2", n)
-	}
+	s.wantConns(t, 2)
 }
 
 // A request without a body that is not idempotent (a POST with
