@@ -33,10 +33,21 @@ fuzz:
 
 bench: bench-go bench-load
 
-# Go micro-benchmarks of the packages.
-.PHONY: bench-go bench-load
+# Go micro-benchmarks of the packages, GOBENCH_COUNT samples each, written
+# to bench/go/latest.txt and compared by benchstat with the committed
+# bench/go/baseline.txt (the figures of the last accepted change; take new
+# ones with make bench-go-baseline after a change that moves them).
+.PHONY: bench-go bench-go-baseline bench-load
+BENCHSTAT ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+GOBENCH_COUNT ?= 6
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	@mkdir -p bench/go
+	$(GO) test -run '^$$' -bench . -benchmem -count $(GOBENCH_COUNT) ./internal/... > bench/go/latest.txt || (cat bench/go/latest.txt; exit 1)
+	@if [ -f bench/go/baseline.txt ]; then $(GO) run $(BENCHSTAT) bench/go/baseline.txt bench/go/latest.txt; \
+	else $(GO) run $(BENCHSTAT) bench/go/latest.txt; fi
+
+bench-go-baseline:
+	cp bench/go/latest.txt bench/go/baseline.txt
 
 # Load benchmark on loopback against nginx, haproxy, caddy and
 # nginx+ModSecurity (bench/README.md); writes bench/RESULTS.md.

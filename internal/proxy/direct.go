@@ -309,6 +309,10 @@ func validHeader(h http.Header) error {
 	return nil
 }
 
+// testHookHeadRead runs, in tests only, between reading a response head
+// and clearing the header deadline.
+var testHookHeadRead func(ctx context.Context)
+
 // aLongTimeAgo is a deadline that makes a blocked read or write return.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -360,6 +364,9 @@ func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *direc
 		c.lr.left = maxResponseHeaderBytes
 	}
 	c.lr.left = -1
+	if testHookHeadRead != nil {
+		testHookHeadRead(ctx)
+	}
 	if headerTimeout > 0 {
 		_ = c.nc.SetDeadline(time.Time{})
 		// The client may have left while the deadline was cleared.

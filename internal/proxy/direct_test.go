@@ -625,3 +625,34 @@ func TestDirect_InvalidHeaderIsNotSent(t *testing.T) {
 		t.Errorf("upstream received %d bytes, want none", n)
 	}
 }
+
+// The client leaving just as the head was read, before the header deadline
+// is cleared, still ends the body read at once.
+func TestDirect_ClientGoneWhileTheHeadIsReadStillEndsTheBody(t *testing.T) {
+	s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+		_ = w.Flush()
+		time.Sleep(3 * time.Second)
+		return false
+	})
+	p := s.pool(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	testHookHeadRead = func(context.Context) {
+		cancel()
+		time.Sleep(50 * time.Millisecond) // the AfterFunc has moved the deadline
+	}
+	defer func() { testHookHeadRead = nil }()
+	resp, err := p.roundTrip(s.get(t, ctx, "/"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	_, err = io.ReadAll(resp.Body)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("body read ended with %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("body read ended after %v: the client's leaving was lost", d)
+	}
+}
