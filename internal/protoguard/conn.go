@@ -116,6 +116,7 @@ type Conn struct {
 	out       *[]byte                    // non-nil only while holding
 	werr      atomic.Pointer[error]      // a failed flush: reported by the next Write, and the next Read ends the connection
 	deadline  atomic.Int64               // the send-timeout deadline writeTLS last set, in Unix ns (0: none)
+	readBy    atomic.Int64               // the read deadline last asked for by SetReadDeadline/SetDeadline, in Unix ns (0: none)
 	closing   atomic.Bool                // Close has begun: writes keep the close deadline
 	raw2      atomic.Pointer[prefixConn] // the TLS layer's view of raw, which batches records
 	closeOnce sync.Once
@@ -424,7 +425,8 @@ func (c *Conn) step() bool {
 func (c *Conn) bodyDone() {
 	c.st = sHead
 	if c.lim.BodyReadTimeout > 0 {
-		_ = c.raw.SetReadDeadline(time.Time{})
+		// Back to what net/http (or a handler) asked for.
+		_ = c.raw.SetReadDeadline(unixTime(c.readBy.Load()))
 	}
 }
 
@@ -486,7 +488,9 @@ func (c *Conn) handshake() error {
 		observe.Default().SecurityConn("tls", "handshake-failed", c.peer.Addr().String(), slog.String("error", err.Error()))
 		return err
 	}
-	_ = c.raw.SetReadDeadline(time.Time{})
+	// Back to the read deadline net/http set before its first read (the
+	// header timeout): the first request's head is bounded like any other.
+	_ = c.raw.SetReadDeadline(unixTime(c.readBy.Load()))
 	// Through prefixConn: if Close has begun meanwhile, its cap stays.
 	_ = pc.SetWriteDeadline(time.Time{})
 	c.state = c.tls.ConnectionState()
@@ -681,9 +685,28 @@ func (c *Conn) OnClose(f func()) {
 // NetConn returns the connection under the TLS layer.
 func (c *Conn) NetConn() net.Conn { return c.raw }
 
-func (c *Conn) LocalAddr() net.Addr               { return c.raw.LocalAddr() }
-func (c *Conn) RemoteAddr() net.Addr              { return c.raw.RemoteAddr() }
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
+func (c *Conn) LocalAddr() net.Addr  { return c.raw.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.readBy.Store(unixNano(t))
+	return c.raw.SetReadDeadline(t)
+}
+
+// unixNano and unixTime convert a deadline to and from the form kept in
+// an atomic: Unix nanoseconds, 0 for none.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // closeWriteTimeout bounds what Close still writes (held-back bytes, the
 // TLS close_notify) to a client that does not read.
@@ -707,6 +730,7 @@ func (c *Conn) startClosing(by time.Time) {
 // write set its own send timeout again.
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.deadline.Store(0)
+	c.readBy.Store(unixNano(t))
 	return c.raw.SetDeadline(t)
 }
 

@@ -584,3 +584,29 @@ func (s *stallAfterHello) Write(b []byte) (int, error) {
 	}
 	return s.Conn.Write(b)
 }
+
+// The first request's head is bounded by net/http's header timeout like
+// every later one: the TLS handshake, which sets its own deadline, puts
+// back the one net/http set before its first read. A client that
+// completes the handshake and then sends half a head, or nothing, is
+// closed at the header timeout (2 s in this harness), not held for good.
+func TestConn_FirstHeadAfterTheHandshakeIsBoundedByTheHeaderTimeout(t *testing.T) {
+	g := startGuarded(t, defaultLimits())
+	for name, send := range map[string]string{
+		"half a head": "GET / HTTP/1.1\r\nHost: a.example\r\n",
+		"nothing":     "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := g.dial(t)
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			start := time.Now()
+			if _, err := io.WriteString(c, send); err != nil {
+				t.Fatal(err)
+			}
+			expectClosed(t, c)
+			if d := time.Since(start); d > 3500*time.Millisecond {
+				t.Errorf("closed after %v, want about the 2 s header timeout", d)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -117,6 +118,46 @@ func TestConnectionCap_RefusesBeforeHandshake(t *testing.T) {
 		held = append(held, c)
 		return true
 	})
+}
+
+// Connections that complete the TLS handshake and then send nothing (or
+// half a head) are closed at read_header_timeout, so that a client cannot
+// hold its connection slots, or a crowd of clients the server's, for good.
+func TestSilentConnectionsAfterTheHandshakeAreClosedAtTheHeaderTimeout(t *testing.T) {
+	e := start(t, abuseConfig) // read_header_timeout: 3s, connections_per_client: 8
+	var conns []*tls.Conn
+	for i := 0; i < 8; i++ {
+		c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer c.Close()
+		if i%2 == 1 {
+			_, _ = io.WriteString(c, "GET /api/x HTTP/1.1\r\nHost: app.test\r\n")
+		}
+		conns = append(conns, c)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(6 * time.Second))
+		b, err := io.ReadAll(c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection %d still open after %v", i, time.Since(start))
+		}
+		if i%2 == 1 && len(b) > 0 && !strings.Contains(string(b), "408") {
+			t.Errorf("connection %d answered %q", i, b)
+		}
+	}
+	if d := time.Since(start); d < 2*time.Second || d > 5*time.Second {
+		t.Errorf("closed after %v, want about read_header_timeout (3 s)", d)
+	}
+	// The slots are free again.
+	c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
 
 func TestWebSocketCaps_RefuseOverCapAndCountersReturnToZero(t *testing.T) {
