@@ -69,6 +69,7 @@ func (c *Config) applyDefaults() {
 		u := &s.Upstream
 		setDur(&u.ConnectTimeout, 5*time.Second)
 		setDur(&u.ResponseHeaderTimeout, 60*time.Second)
+		setDur(&u.ReadTimeout, 60*time.Second)
 		setDur(&u.FailTimeout, 10*time.Second)
 		if u.Keepalive == 0 {
 			u.Keepalive = 128

@@ -48,6 +48,7 @@ type directPool struct {
 	dial        func(ctx context.Context) (net.Conn, error)
 	max         int
 	idleTimeout time.Duration // idleConnTimeout; shorter in tests
+	readTimeout time.Duration // upstream.read_timeout: longest pause in a body; 0: none
 
 	mu        sync.Mutex
 	idle      []*directConn // oldest first
@@ -62,6 +63,7 @@ type directConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	readBy    int64 // the body read deadline last set, Unix ns (0: none)
 }
 
 // headLimit counts what is read from the upstream and refuses more than
@@ -327,7 +329,10 @@ func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *direc
 	c.lr.read = 0
 	if headerTimeout > 0 {
 		_ = c.nc.SetDeadline(time.Now().Add(headerTimeout))
+	} else if c.readBy != 0 {
+		_ = c.nc.SetDeadline(time.Time{}) // the last body's deadline
 	}
+	c.readBy = 0
 	// The client leaving ends the upstream exchange at once. Registered
 	// after the deadline above so that it cannot be overwritten by it.
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
@@ -367,9 +372,16 @@ func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *direc
 	if testHookHeadRead != nil {
 		testHookHeadRead(ctx)
 	}
-	if headerTimeout > 0 {
-		_ = c.nc.SetDeadline(time.Time{})
-		// The client may have left while the deadline was cleared.
+	if headerTimeout > 0 || p.readTimeout > 0 {
+		// From the head to the body's deadline: read_timeout per pause,
+		// pushed forward as the body comes (directBody.Read).
+		var by time.Time
+		if p.readTimeout > 0 {
+			by = time.Now().Add(p.readTimeout)
+			c.readBy = by.UnixNano()
+		}
+		_ = c.nc.SetDeadline(by)
+		// The client may have left while the deadline was replaced.
 		if ctx.Err() != nil {
 			_ = c.nc.SetDeadline(aLongTimeAgo)
 		}
@@ -396,6 +408,20 @@ type directBody struct {
 func (b *directBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
+	}
+	if t := b.p.readTimeout; t > 0 {
+		// Push the deadline forward only when half of it is used up: a
+		// pause is bounded by between t/2 and t, at a fraction of the
+		// timer updates.
+		now := time.Now()
+		if time.Duration(b.c.readBy-now.UnixNano()) < t/2 {
+			by := now.Add(t)
+			b.c.readBy = by.UnixNano()
+			_ = b.c.nc.SetReadDeadline(by)
+			if b.ctx.Err() != nil { // the client left meanwhile
+				_ = b.c.nc.SetDeadline(aLongTimeAgo)
+			}
+		}
 	}
 	n, err := b.rc.Read(p)
 	if err != nil {

@@ -656,3 +656,42 @@ func TestDirect_ClientGoneWhileTheHeadIsReadStillEndsTheBody(t *testing.T) {
 		t.Errorf("body read ended after %v: the client's leaving was lost", d)
 	}
 }
+
+// read_timeout on the direct path: a pause longer than it ends the body
+// read with a timeout (and the connection); a body that comes slowly but
+// steadily is read in full.
+func TestDirect_ReadTimeoutBoundsEachPauseInABody(t *testing.T) {
+	s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+		for i := 0; i < 10; i++ {
+			w.WriteString("x")
+			_ = w.Flush()
+			pause := 100 * time.Millisecond // steady: 1 s in all, no pause over 300 ms
+			if req.URL.Path == "/stall" && i == 4 {
+				pause = 3 * time.Second
+			}
+			time.Sleep(pause)
+		}
+		return true
+	})
+	p := s.pool(4)
+	p.readTimeout = 300 * time.Millisecond
+	_, body, err := fetch(t, p, s.get(t, context.Background(), "/steady"), time.Second)
+	if err != nil || body != "xxxxxxxxxx" {
+		t.Fatalf("steady body: %q %v", body, err)
+	}
+	start := time.Now()
+	_, body, err = fetch(t, p, s.get(t, context.Background(), "/stall"), time.Second)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("stalled body: %q %v, want a timeout", body, err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("stalled body ended after %v, want about 300ms after its last byte", d)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) != 0 {
+		t.Error("the connection of a cut body went back to the pool")
+	}
+}

@@ -12,7 +12,8 @@
 // Requests without a body to a plain-HTTP target go out on the handler's
 // goroutine over a pool of keepalive connections (direct.go); the others
 // (bodies, WebSocket upgrades, HTTPS targets) through http.Transport. Both
-// paths share the timeouts, the 1 MiB bound on a response head and the
+// paths share the timeouts (connect, response head, read_timeout for each
+// pause in a response body), the 1 MiB bound on a response head and the
 // number of idle connections kept per target (upstream.keepalive).
 package proxy
 
@@ -21,12 +22,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +51,7 @@ type Upstream struct {
 	next        atomic.Uint64
 	transport   *http.Transport
 	headerWait  time.Duration // response_header_timeout
+	readWait    time.Duration // read_timeout
 	hostHeader  string
 	strip       []string
 	site        string
@@ -94,7 +98,7 @@ var alwaysStripped = []string{"Server", "X-Powered-By", "X-AspNet-Version", "X-A
 // New builds the upstream of site s. Certificates and CA files are read now.
 func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []string) (*Upstream, error) {
 	u := &Upstream{hostHeader: s.Upstream.HostHeader, site: s.Host, failTimeout: s.Upstream.FailTimeout.D(),
-		headerWait: s.Upstream.ResponseHeaderTimeout.D()}
+		headerWait: s.Upstream.ResponseHeaderTimeout.D(), readWait: s.Upstream.ReadTimeout.D()}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(ctx, s.Upstream.ConnectTimeout.D())
 		defer cancel()
@@ -111,6 +115,7 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 				dial:        func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", t.name) },
 				max:         s.Upstream.Keepalive,
 				idleTimeout: idleConnTimeout,
+				readTimeout: s.Upstream.ReadTimeout.D(),
 			}
 		}
 		u.targets = append(u.targets, t)
@@ -151,7 +156,10 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 		BufferPool:     copyBuffers,
 		ModifyResponse: u.modifyResponse,
 		ErrorHandler:   u.errorHandler,
-		ErrorLog:       nil,
+		// What ReverseProxy reports itself (a body that broke off after
+		// the head was sent: the client's answer is cut short) goes to
+		// the security log as an upstream event, not to stderr.
+		ErrorLog: log.New(proxyErrors{site: s.Host}, "", 0),
 	}
 	return u, nil
 }
@@ -250,7 +258,7 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		if t.direct != nil && directEligible(req) {
 			resp, err = t.direct.roundTrip(req, u.headerWait)
 		} else {
-			resp, err = u.transport.RoundTrip(req)
+			resp, err = u.transportRoundTrip(req)
 		}
 		if err == nil {
 			t.ok.Inc()
@@ -269,6 +277,34 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return nil, lastErr
+}
+
+// transportRoundTrip sends req through http.Transport, the response body
+// bounded by read_timeout per pause. A 101's body is the tunnel, which has
+// its own idle timeout.
+func (u *Upstream) transportRoundTrip(req *http.Request) (*http.Response, error) {
+	if _, upgrade := req.Header["Upgrade"]; upgrade || u.readWait <= 0 {
+		return u.transport.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	resp, err := u.transport.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = newPauseBoundBody(resp.Body, u.readWait, cancel)
+	return resp, nil
+}
+
+// proxyErrors carries ReverseProxy's own error reports into the security
+// log.
+type proxyErrors struct{ site string }
+
+func (p proxyErrors) Write(b []byte) (int, error) {
+	observe.Default().Event(slog.LevelWarn, "upstream",
+		slog.String("reason", "response-cut-short"), slog.String("site", p.site),
+		slog.String("error", observe.Clip(strings.TrimSpace(string(b)), 300)))
+	return len(b), nil
 }
 
 func (u *Upstream) pick() *target {

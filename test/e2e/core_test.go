@@ -245,6 +245,43 @@ func TestProxy_SlowUpstreamGets504WithGenericBody(t *testing.T) {
 	}
 }
 
+// An upstream that stops in the middle of a body is given read_timeout,
+// then the client's answer is cut off (the connection closes; what was
+// not yet sent of the answer is dropped) and the security log says so —
+// on both upstream paths (a GET goes out directly, a POST with a body
+// through http.Transport).
+func TestProxy_UpstreamPausingInABodyIsCutOffAtReadTimeout(t *testing.T) {
+	cfg := strings.Replace(baseConfig, "      response_header_timeout: 300ms", "      response_header_timeout: 300ms\n      read_timeout: 400ms", 1)
+	e := start(t, cfg)
+	c := e.client()
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		t.Run(method, func(t *testing.T) {
+			var body io.Reader
+			if method == http.MethodPost {
+				body = strings.NewReader("x=1")
+			}
+			req, _ := http.NewRequest(method, "https://app.test/api/stall", body)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			start := time.Now()
+			resp, err := c.Do(req)
+			if err == nil {
+				var got []byte
+				got, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil {
+					t.Fatalf("answered %d %q in full; want a cut", resp.StatusCode, got)
+				}
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("cut after %v, want about read_timeout (400ms)", d)
+			}
+		})
+	}
+	waitFor(t, "the cut in the security log", func() bool {
+		return strings.Count(e.securityLog(), "response-cut-short") >= 2
+	})
+}
+
 func TestProxy_DeadTargetIsSkippedAndRequestsSucceed(t *testing.T) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()

@@ -91,6 +91,16 @@ func newUpstream(t *testing.T) *upstream {
 			}
 			_, _ = io.WriteString(w, "final")
 			return
+		case r.URL.Path == "/api/stall":
+			// Part of a body, then silence: the proxy's read_timeout ends it.
+			w.Header().Set("Content-Length", "1000")
+			_, _ = io.WriteString(w, "0123456789")
+			_ = http.NewResponseController(w).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(3 * time.Second):
+			}
+			return
 		case r.URL.Path == "/api/fail401":
 			w.WriteHeader(http.StatusUnauthorized)
 			return
