@@ -115,7 +115,6 @@ type Conn struct {
 	holding   atomic.Bool                // a request is being answered; set and cleared under wmu
 	out       *[]byte                    // non-nil only while holding
 	werr      atomic.Pointer[error]      // a failed flush: reported by the next Write, and the next Read ends the connection
-	deadline  atomic.Int64               // the send-timeout deadline writeTLS last set, in Unix ns (0: none)
 	readBy    atomic.Int64               // the read deadline last asked for by SetReadDeadline/SetDeadline, in Unix ns (0: none)
 	closing   atomic.Bool                // Close has begun: writes keep the close deadline
 	raw2      atomic.Pointer[prefixConn] // the TLS layer's view of raw, which batches records
@@ -480,7 +479,7 @@ func (c *Conn) handshake() error {
 		observe.Default().SecurityConn("tls", reason, c.peer.Addr().String())
 		return errors.New("protoguard: not a TLS handshake")
 	}
-	pc := &prefixConn{Conn: c.raw, first: first[0], has: true}
+	pc := &prefixConn{Conn: c.raw, first: first[0], has: true, sendTimeout: c.lim.SendTimeout}
 	c.raw2.Store(pc)
 	c.tls = tls.Server(pc, c.cfg())
 	if err := c.tls.Handshake(); err != nil {
@@ -493,6 +492,7 @@ func (c *Conn) handshake() error {
 	_ = c.raw.SetReadDeadline(unixTime(c.readBy.Load()))
 	// Through prefixConn: if Close has begun meanwhile, its cap stays.
 	_ = pc.SetWriteDeadline(time.Time{})
+	pc.armed.Store(true)
 	c.state = c.tls.ConnectionState()
 	observe.Metrics.TLSHandshakes.WithLabelValues(VersionName(c.state.Version), "ok").Inc()
 	return nil
@@ -612,22 +612,9 @@ func (c *Conn) flushLocked() error {
 	return err
 }
 
-// writeTLS writes p through TLS under the send timeout. Called with c.wmu
-// held.
-func (c *Conn) writeTLS(p []byte) (int, error) {
-	if c.lim.SendTimeout > 0 && !c.closing.Load() {
-		// Push the deadline forward only when half of it is used up: the
-		// bound stays between SendTimeout/2 and SendTimeout per write, at a
-		// fraction of the timer updates.
-		now := time.Now()
-		if time.Duration(c.deadline.Load()-now.UnixNano()) < c.lim.SendTimeout/2 {
-			d := now.Add(c.lim.SendTimeout)
-			c.deadline.Store(d.UnixNano())
-			_ = c.raw.SetWriteDeadline(d)
-		}
-	}
-	return c.tls.Write(p)
-}
+// writeTLS writes p through TLS; prefixConn bounds each write by the send
+// timeout. Called with c.wmu held.
+func (c *Conn) writeTLS(p []byte) (int, error) { return c.tls.Write(p) }
 
 // Close implements net.Conn.
 func (c *Conn) Close() error {
@@ -729,7 +716,9 @@ func (c *Conn) startClosing(by time.Time) {
 // SetDeadline implements net.Conn; like SetWriteDeadline it makes the next
 // write set its own send timeout again.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.deadline.Store(0)
+	if pc := c.raw2.Load(); pc != nil {
+		pc.forgetDeadline()
+	}
 	c.readBy.Store(unixNano(t))
 	return c.raw.SetDeadline(t)
 }
@@ -748,7 +737,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	}
 	// Someone else set the deadline: the next write sets its own send
 	// timeout again instead of trusting what it set before.
-	c.deadline.Store(0)
+	if pc := c.raw2.Load(); pc != nil {
+		pc.forgetDeadline()
+	}
 	if serr := c.raw.SetWriteDeadline(t); err == nil {
 		err = serr
 	}
@@ -766,6 +757,14 @@ type prefixConn struct {
 	wmu         sync.Mutex // TLS may write an alert from the read side
 	pending     *[]byte    // non-nil while batching
 	deadlineCap atomic.Int64
+
+	// Every write after the handshake is bounded by the send timeout:
+	// the responses, and what TLS writes on its own from the read side
+	// (alerts, the answer to a client's KeyUpdate) to a client that may
+	// not read.
+	sendTimeout time.Duration
+	armed       atomic.Bool  // set when the handshake is done
+	writeBy     atomic.Int64 // the send-timeout deadline last set, Unix ns (0: none or someone else's)
 }
 
 var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit+1024); return &b }}
@@ -797,8 +796,30 @@ func (p *prefixConn) Write(b []byte) (int, error) {
 		*p.pending = append(*p.pending, b...)
 		return len(b), nil
 	}
+	p.bound()
 	return p.Conn.Write(b)
 }
+
+// bound arms the send timeout before a write. The deadline is pushed
+// forward only when half of it is used up: a write is bounded by between
+// sendTimeout/2 and sendTimeout, at a fraction of the timer updates.
+// Called with wmu held.
+func (p *prefixConn) bound() {
+	t := p.sendTimeout
+	if t <= 0 || !p.armed.Load() {
+		return
+	}
+	now := time.Now()
+	if time.Duration(p.writeBy.Load()-now.UnixNano()) < t/2 {
+		by := now.Add(t)
+		p.writeBy.Store(by.UnixNano())
+		_ = p.SetWriteDeadline(by) // within the cap once closing has begun
+	}
+}
+
+// forgetDeadline makes the next write set its own send timeout again:
+// someone else has set the write deadline.
+func (p *prefixConn) forgetDeadline() { p.writeBy.Store(0) }
 
 // batch turns collecting on or off; turning it off sends what was
 // collected. The buffer is pooled, so an idle connection holds none.
@@ -818,6 +839,7 @@ func (p *prefixConn) batch(on bool) error {
 	p.pending = nil
 	var err error
 	if len(*b) > 0 {
+		p.bound()
 		_, err = p.Conn.Write(*b)
 	}
 	if cap(*b) <= 2*coalesceLimit {
