@@ -123,6 +123,7 @@ type Upstream struct {
 	ConnectTimeout        units.Duration `yaml:"connect_timeout"`         // default 5s
 	ResponseHeaderTimeout units.Duration `yaml:"response_header_timeout"` // default 60s
 	ReadTimeout           units.Duration `yaml:"read_timeout"`            // longest pause between two reads of a response body; default 60s
+	SendTimeout           units.Duration `yaml:"send_timeout"`            // longest wait for one write of a request to the upstream; default 60s
 	Keepalive             int            `yaml:"keepalive"`               // idle connections kept per target; default 128
 	FailTimeout           units.Duration `yaml:"fail_timeout"`            // a target that failed to connect is skipped this long; default 10s
 }

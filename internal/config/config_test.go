@@ -583,6 +583,7 @@ func TestParse_AppliesSecureDefaults(t *testing.T) {
 		{"connect timeout", s.Upstream.ConnectTimeout.D(), 5 * time.Second},
 		{"response header timeout", s.Upstream.ResponseHeaderTimeout.D(), 60 * time.Second},
 		{"upstream read timeout", s.Upstream.ReadTimeout.D(), 60 * time.Second},
+		{"upstream send timeout", s.Upstream.SendTimeout.D(), 60 * time.Second},
 		{"fail timeout", s.Upstream.FailTimeout.D(), 10 * time.Second},
 		{"keepalive", s.Upstream.Keepalive, 128},
 		{"hsts", *s.Headers.HSTS, DefaultHSTS},

@@ -70,6 +70,7 @@ func (c *Config) applyDefaults() {
 		setDur(&u.ConnectTimeout, 5*time.Second)
 		setDur(&u.ResponseHeaderTimeout, 60*time.Second)
 		setDur(&u.ReadTimeout, 60*time.Second)
+		setDur(&u.SendTimeout, 60*time.Second)
 		setDur(&u.FailTimeout, 10*time.Second)
 		if u.Keepalive == 0 {
 			u.Keepalive = 128

@@ -124,8 +124,15 @@ func New(cfg *config.Config, s *config.Site, dialer *egress.Dialer, owned []stri
 	if err != nil {
 		return nil, err
 	}
+	sendWait := s.Upstream.SendTimeout.D()
 	u.transport = &http.Transport{
-		DialContext:            dial,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil || sendWait <= 0 {
+				return c, err
+			}
+			return &sendBoundConn{Conn: c, timeout: sendWait}, nil
+		},
 		TLSClientConfig:        tc,
 		TLSHandshakeTimeout:    10 * time.Second,
 		ResponseHeaderTimeout:  u.headerWait,
@@ -280,10 +287,10 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // transportRoundTrip sends req through http.Transport, the response body
-// bounded by read_timeout per pause. A 101's body is the tunnel, which has
-// its own idle timeout.
+// bounded by read_timeout per pause — also the refusal of an upgrade; a
+// 101's body is the tunnel, which has its own idle timeout.
 func (u *Upstream) transportRoundTrip(req *http.Request) (*http.Response, error) {
-	if _, upgrade := req.Header["Upgrade"]; upgrade || u.readWait <= 0 {
+	if u.readWait <= 0 {
 		return u.transport.RoundTrip(req)
 	}
 	ctx, cancel := context.WithCancel(req.Context())
@@ -292,8 +299,34 @@ func (u *Upstream) transportRoundTrip(req *http.Request) (*http.Response, error)
 		cancel()
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The tunnel no longer depends on the context; release it with
+		// the request's.
+		context.AfterFunc(req.Context(), cancel)
+		return resp, nil
+	}
 	resp.Body = newPauseBoundBody(resp.Body, u.readWait, cancel)
 	return resp, nil
+}
+
+// sendBoundConn bounds every write to an upstream connection by
+// send_timeout: http.Transport starts response_header_timeout only once
+// the request is written, so an upstream that stopped reading a request
+// body held the exchange (and the client) for good.
+type sendBoundConn struct {
+	net.Conn
+	timeout time.Duration
+	writeBy atomic.Int64 // Unix ns
+}
+
+func (c *sendBoundConn) Write(b []byte) (int, error) {
+	now := time.Now()
+	if time.Duration(c.writeBy.Load()-now.UnixNano()) < c.timeout/2 {
+		by := now.Add(c.timeout)
+		c.writeBy.Store(by.UnixNano())
+		_ = c.Conn.SetWriteDeadline(by)
+	}
+	return c.Conn.Write(b)
 }
 
 // proxyErrors carries ReverseProxy's own error reports into the security
