@@ -315,11 +315,33 @@ func (u *Upstream) transportRoundTrip(req *http.Request) (*http.Response, error)
 // body held the exchange (and the client) for good.
 type sendBoundConn struct {
 	net.Conn
-	timeout time.Duration
-	writeBy atomic.Int64 // Unix ns
+	timeout  time.Duration
+	writeBy  atomic.Int64 // Unix ns
+	external atomic.Bool  // someone else's write deadline is in force
+}
+
+// NetConn is the connection underneath (a WebSocket tunnel parks it by its
+// file descriptor).
+func (c *sendBoundConn) NetConn() net.Conn { return c.Conn }
+
+// SetWriteDeadline hands the write deadline to the caller until it clears
+// it again.
+func (c *sendBoundConn) SetWriteDeadline(t time.Time) error {
+	c.external.Store(!t.IsZero())
+	c.writeBy.Store(0)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *sendBoundConn) SetDeadline(t time.Time) error {
+	c.external.Store(!t.IsZero())
+	c.writeBy.Store(0)
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *sendBoundConn) Write(b []byte) (int, error) {
+	if c.external.Load() {
+		return c.Conn.Write(b)
+	}
 	now := time.Now()
 	if time.Duration(c.writeBy.Load()-now.UnixNano()) < c.timeout/2 {
 		by := now.Add(c.timeout)
