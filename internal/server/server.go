@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/rampart-proxy/rampart/internal/admin"
 	"github.com/rampart-proxy/rampart/internal/bruteforce"
 	"github.com/rampart-proxy/rampart/internal/clientip"
@@ -99,15 +101,29 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
-		s.adminLn = ln
+		// The admin listener is bounded like the public one: its timeouts
+		// come from limits, and at most adminConns connections are served
+		// at once (more wait to be accepted).
+		s.adminLn = netutil.LimitListener(ln, adminConns)
+		l := cfg.Limits
 		s.admin = &http.Server{Handler: admin.Handler(map[string]http.Handler{
 			"/cache/": s.shared.Caches.Handler(),
 			"/bans":   bruteforce.AdminHandler(store),
 			"/bans/":  bruteforce.AdminHandler(store),
-		}), ReadHeaderTimeout: 5 * time.Second}
+		}),
+			ReadHeaderTimeout: l.ReadHeaderTimeout.D(),
+			ReadTimeout:       l.ReadHeaderTimeout.D() + l.BodyReadTimeout.D(),
+			WriteTimeout:      l.SendTimeout.D(),
+			IdleTimeout:       l.IdleTimeout.D(),
+			MaxHeaderBytes:    int(l.MaxHeaderBytes),
+			ErrorLog:          log.New(io.Discard, "", 0),
+		}
 	}
 	return s, nil
 }
+
+// adminConns caps the admin listener's connections served at once.
+const adminConns = 32
 
 func limitsOf(cfg *config.Config) protoguard.Limits {
 	l := cfg.Limits

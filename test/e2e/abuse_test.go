@@ -289,3 +289,37 @@ func TestSlowlorisAndFlood_NormalClientStillServed(t *testing.T) {
 		t.Fatalf("only %d slowloris connections got through the handshake; the test did not load the server", opened.Load())
 	}
 }
+
+// The admin listener is bounded like the public one: an idle keepalive
+// connection is closed at idle_timeout, a request whose body never comes
+// at read_header_timeout + body_read_timeout.
+func TestAdminListenerConnectionsAreBounded(t *testing.T) {
+	cfg := strings.Replace(abuseConfig, "  read_header_timeout: 3s\n", "  read_header_timeout: 500ms\n  idle_timeout: 700ms\n  body_read_timeout: 500ms\n", 1)
+	e := start(t, cfg)
+	admin := e.srv.AdminAddr().String()
+	for name, send := range map[string]string{
+		"idle after a request": "GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n",
+		"body never sent":      "POST /bans HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			start := time.Now()
+			if _, err := io.WriteString(c, send); err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.ReadAll(c)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("admin connection still open after %v", time.Since(start))
+			}
+			if d := time.Since(start); d > 2500*time.Millisecond {
+				t.Errorf("closed after %v, want about 1 s", d)
+			}
+		})
+	}
+}
