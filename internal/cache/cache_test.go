@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -726,5 +728,53 @@ func TestCache_FetchIsBoundedByTimeout(t *testing.T) {
 	}
 	if got := resp.Header.Get("Cache-Status"); got != "rampart; fwd=uri-miss; fwd-status=502" {
 		t.Errorf("Cache-Status = %q", got)
+	}
+}
+
+// At most maxFetches fetches run at once per store: they are detached from
+// their clients, so clients asking for many URLs and leaving could
+// otherwise start any number. Over the bound a request is passed through
+// uncached, tied to its own client.
+func TestCache_FetchesBeyondTheBoundPassThrough(t *testing.T) {
+	env := newTestEnv(t, RouteConfig{}, 64*mib)
+	release := make(chan struct{})
+	var held atomic.Int64
+	env.origin.set(func(o *origin) {
+		o.serve = func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/hold/") {
+				held.Add(1)
+				<-release
+			}
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Write([]byte("ok"))
+		}
+	})
+	var wg sync.WaitGroup
+	for i := range maxFetches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env.get(t, "/hold/"+strconv.Itoa(i))
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); held.Load() < maxFetches; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d fetches reached the origin", held.Load(), maxFetches)
+		}
+	}
+	resp, body := env.get(t, "/free")
+	expect(t, resp, body, 200, "rampart; fwd=uri-miss; detail=busy", "ok")
+	close(release)
+	wg.Wait()
+	// With the fetches done, the next miss is fetched and stored again.
+	resp, body = env.get(t, "/free2")
+	expect(t, resp, body, 200, "rampart; fwd=uri-miss; stored", "ok")
+}
+
+func TestCapture_DeclaredLengthReservesAtMostCapturePrealloc(t *testing.T) {
+	c := &capture{header: http.Header{"Content-Length": {"8000000"}}, limit: 8 << 20}
+	c.WriteHeader(http.StatusOK)
+	if cap(c.body) > capturePrealloc {
+		t.Errorf("reserved %d bytes for a declared 8 MB body, want at most %d", cap(c.body), capturePrealloc)
 	}
 }

@@ -41,7 +41,9 @@ func (c *capture) WriteHeader(code int) {
 		case n > c.limit:
 			c.tooLarge = true
 		case n > 0:
-			c.body = make([]byte, 0, n)
+			// A declared length is a promise, not bytes: reserve at most
+			// capturePrealloc for it.
+			c.body = make([]byte, 0, min(n, capturePrealloc))
 		}
 	}
 }
@@ -104,9 +106,18 @@ type result struct {
 	stored    bool          // a full response was stored
 	failed    bool          // 5xx, transport error or abort
 	tooLarge  bool          // over the object cap: pass the request through
+	busy      bool          // maxFetches were running: pass the request through
 	shareable bool          // entry may be given to collapsed requests of the same variant
 	reused    bool          // no fetch: a flight that just completed had stored a fresh entry
 	upstream  string        // reqinfo Upstream of the fetch
+}
+
+// passDetail is the Cache-Status detail of a request passed through.
+func (res *result) passDetail() string {
+	if res.busy {
+		return "busy"
+	}
+	return "too-large"
 }
 
 // usableBy reports whether a collapsed request r may be answered with the
@@ -127,6 +138,11 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		lk.entry.age(s.now()) < lk.entry.lifetime {
 		return &result{leader: leader, entry: lk.entry, reused: true, shareable: true}
 	}
+	if s.fetching.Add(1) > maxFetches {
+		s.fetching.Add(-1)
+		return &result{leader: leader, busy: true}
+	}
+	defer s.fetching.Add(-1)
 	gen := s.generation()
 	ctx, cancel := context.WithTimeout(req.Context(), s.fetchTimeout)
 	defer cancel()

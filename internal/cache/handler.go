@@ -160,8 +160,8 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 		s.serve(w, r, res.entry, csHit, s.now())
 	case res.failed && !e.mustRevalidate && staleness <= sie:
 		h.serveStale(w, r, e, cacheStatus("stale", res.fwdStatus, false, !leader, "stale-if-error"), s.now())
-	case res.tooLarge:
-		w.Header()["Cache-Status"] = cacheStatus("stale", 0, false, false, "too-large")
+	case res.tooLarge || res.busy:
+		w.Header()["Cache-Status"] = cacheStatus("stale", 0, false, false, res.passDetail())
 		h.next.ServeHTTP(w, r)
 	case res.entry == nil:
 		w.Header()["Cache-Status"] = cacheStatus("stale", res.fwdStatus, false, !leader, "")
@@ -202,8 +202,8 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, info *reqinfo.Inf
 	switch {
 	case res.reused && res.usableBy(r):
 		s.serve(w, r, res.entry, csHit, s.now())
-	case res.tooLarge:
-		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, 0, false, false, "too-large")
+	case res.tooLarge || res.busy:
+		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, 0, false, false, res.passDetail())
 		h.next.ServeHTTP(w, r)
 	case res.entry == nil:
 		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, res.fwdStatus, false, !leader, "")

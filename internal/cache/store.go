@@ -32,6 +32,15 @@ const (
 	// defaultFetchTimeout bounds a fetch the cache makes on its own behalf,
 	// detached from the client that triggered it.
 	defaultFetchTimeout = 30 * time.Second
+	// maxFetches bounds the fetches a store runs at once. A fetch is
+	// detached from its clients (it outlives them to fill the cache), so
+	// without a bound, clients asking for many different URLs and leaving
+	// could start any number of them; over the bound a request is passed
+	// through uncached, tied to its own client.
+	maxFetches = 64
+	// capturePrealloc bounds what a fetch reserves up front for a body
+	// from its Content-Length; the rest grows as bytes arrive.
+	capturePrealloc = 64 << 10
 )
 
 // Store is the cache of one site: a map of entries kept within a byte
@@ -45,9 +54,10 @@ type Store struct {
 	now          func() time.Time
 	fetchTimeout time.Duration
 
-	flight singleflight.Group
-	m      storeMetrics
-	n      counters
+	flight   singleflight.Group
+	fetching atomic.Int32 // fetches running, at most maxFetches
+	m        storeMetrics
+	n        counters
 
 	mu        sync.Mutex
 	resources map[resKey]*resource
