@@ -544,28 +544,15 @@ func TestDirect_OnlyIdempotentRequestsAreSentAgain(t *testing.T) {
 // A client that leaves while the body is read: the read ends with
 // context.Canceled (not an i/o timeout) and the connection is closed.
 func TestDirect_ClientGoneMidBodyIsContextCanceled(t *testing.T) {
-	s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
-		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
-		_ = w.Flush()
-		time.Sleep(3 * time.Second)
-		return false
-	})
+	s := startScripted(t, partThenSilence)
 	p := s.pool(4)
 	ctx, cancel := context.WithCancel(context.Background())
 	resp, err := p.roundTrip(s.get(t, ctx, "/"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
 	time.AfterFunc(50*time.Millisecond, cancel)
-	start := time.Now()
-	_, err = io.ReadAll(resp.Body)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("body read ended with %v, want context.Canceled", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("body read ended after %v", d)
-	}
+	expectBodyCanceled(t, resp)
 }
 
 // Idle connections are closed after the idle timeout without any further
@@ -629,12 +616,7 @@ func TestDirect_InvalidHeaderIsNotSent(t *testing.T) {
 // The client leaving just as the head was read, before the header deadline
 // is cleared, still ends the body read at once.
 func TestDirect_ClientGoneWhileTheHeadIsReadStillEndsTheBody(t *testing.T) {
-	s := startScripted(t, func(n int64, req *http.Request, w *bufio.Writer) bool {
-		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
-		_ = w.Flush()
-		time.Sleep(3 * time.Second)
-		return false
-	})
+	s := startScripted(t, partThenSilence)
 	p := s.pool(4)
 	ctx, cancel := context.WithCancel(context.Background())
 	testHookHeadRead = func(context.Context) {
@@ -646,15 +628,7 @@ func TestDirect_ClientGoneWhileTheHeadIsReadStillEndsTheBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	start := time.Now()
-	_, err = io.ReadAll(resp.Body)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("body read ended with %v, want context.Canceled", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("body read ended after %v: the client's leaving was lost", d)
-	}
+	expectBodyCanceled(t, resp)
 }
 
 // read_timeout on the direct path: a pause longer than it ends the body
@@ -693,5 +667,28 @@ func TestDirect_ReadTimeoutBoundsEachPauseInABody(t *testing.T) {
 	defer p.mu.Unlock()
 	if len(p.idle) != 0 {
 		t.Error("the connection of a cut body went back to the pool")
+	}
+}
+
+// partThenSilence answers with the start of a body and then nothing.
+func partThenSilence(_ int64, _ *http.Request, w *bufio.Writer) bool {
+	w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+	_ = w.Flush()
+	time.Sleep(3 * time.Second)
+	return false
+}
+
+// expectBodyCanceled reads resp's body, which the client's leaving must
+// end at once with context.Canceled.
+func expectBodyCanceled(t *testing.T, resp *http.Response) {
+	t.Helper()
+	defer resp.Body.Close()
+	start := time.Now()
+	_, err := io.ReadAll(resp.Body)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("body read ended with %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("body read ended after %v: the client's leaving was lost", d)
 	}
 }
