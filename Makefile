@@ -3,6 +3,10 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -buildid= -X main.version=$(VERSION)
 FUZZTIME ?= 10s
+# New inputs are not minimized (10 runs at most): with Go's default of 60 s
+# per input, the workers spent most of a 10 s run minimizing, and a run that
+# ended while they did failed with "context deadline exceeded".
+FUZZFLAGS ?= -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 .PHONY: build test test-unit fuzz lint bench demo
 
@@ -26,10 +30,10 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/route/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHead$$' -fuzztime $(FUZZTIME) ./internal/protoguard/
-	$(GO) test -run '^$$' -fuzz '^FuzzAccessLine$$' -fuzztime $(FUZZTIME) ./internal/observe/
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' $(FUZZFLAGS) ./internal/route/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' $(FUZZFLAGS) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHead$$' $(FUZZFLAGS) ./internal/protoguard/
+	$(GO) test -run '^$$' -fuzz '^FuzzAccessLine$$' $(FUZZFLAGS) ./internal/observe/
 
 bench: bench-go bench-load
 
