@@ -39,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-proxy/rampart/internal/deadline"
 	"github.com/rampart-proxy/rampart/internal/observe"
 )
 
@@ -717,7 +718,7 @@ func (c *Conn) startClosing(by time.Time) {
 // write set its own send timeout again.
 func (c *Conn) SetDeadline(t time.Time) error {
 	if pc := c.raw2.Load(); pc != nil {
-		pc.forgetDeadline()
+		pc.writeBy.Forget()
 	}
 	c.readBy.Store(unixNano(t))
 	return c.raw.SetDeadline(t)
@@ -738,7 +739,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	// Someone else set the deadline: the next write sets its own send
 	// timeout again instead of trusting what it set before.
 	if pc := c.raw2.Load(); pc != nil {
-		pc.forgetDeadline()
+		pc.writeBy.Forget()
 	}
 	if serr := c.raw.SetWriteDeadline(t); err == nil {
 		err = serr
@@ -763,8 +764,8 @@ type prefixConn struct {
 	// (alerts, the answer to a client's KeyUpdate) to a client that may
 	// not read.
 	sendTimeout time.Duration
-	armed       atomic.Bool  // set when the handshake is done
-	writeBy     atomic.Int64 // the send-timeout deadline last set, Unix ns (0: none or someone else's)
+	armed       atomic.Bool // set when the handshake is done
+	writeBy     deadline.Rolling
 }
 
 var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit+1024); return &b }}
@@ -800,26 +801,16 @@ func (p *prefixConn) Write(b []byte) (int, error) {
 	return p.Conn.Write(b)
 }
 
-// bound arms the send timeout before a write. The deadline is pushed
-// forward only when half of it is used up: a write is bounded by between
-// sendTimeout/2 and sendTimeout, at a fraction of the timer updates.
-// Called with wmu held.
+// bound arms the send timeout before a write (deadline.Rolling: pushed
+// forward once half of it is used up). Called with wmu held.
 func (p *prefixConn) bound() {
-	t := p.sendTimeout
-	if t <= 0 || !p.armed.Load() {
+	if p.sendTimeout <= 0 || !p.armed.Load() {
 		return
 	}
-	now := time.Now()
-	if time.Duration(p.writeBy.Load()-now.UnixNano()) < t/2 {
-		by := now.Add(t)
-		p.writeBy.Store(by.UnixNano())
+	if by, due := p.writeBy.Next(p.sendTimeout); due {
 		_ = p.SetWriteDeadline(by) // within the cap once closing has begun
 	}
 }
-
-// forgetDeadline makes the next write set its own send timeout again:
-// someone else has set the write deadline.
-func (p *prefixConn) forgetDeadline() { p.writeBy.Store(0) }
 
 // batch turns collecting on or off; turning it off sends what was
 // collected. The buffer is pooled, so an idle connection holds none.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/rampart-proxy/rampart/internal/deadline"
 )
 
 // The direct path sends a request without a body (GET, HEAD, most API
@@ -63,7 +65,7 @@ type directConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
-	readBy    int64 // the body read deadline last set, Unix ns (0: none)
+	readBy    deadline.Rolling // the body's read deadline
 }
 
 // headLimit counts what is read from the upstream and refuses more than
@@ -327,12 +329,11 @@ func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *direc
 	}
 	ctx := req.Context()
 	c.lr.read = 0
-	if headerTimeout > 0 {
+	if hadBody := c.readBy.Forget(); headerTimeout > 0 {
 		_ = c.nc.SetDeadline(time.Now().Add(headerTimeout))
-	} else if c.readBy != 0 {
+	} else if hadBody {
 		_ = c.nc.SetDeadline(time.Time{}) // the last body's deadline
 	}
-	c.readBy = 0
 	// The client leaving ends the upstream exchange at once. Registered
 	// after the deadline above so that it cannot be overwritten by it.
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
@@ -377,8 +378,7 @@ func (c *directConn) do(req *http.Request, headerTimeout time.Duration, p *direc
 		// pushed forward as the body comes (directBody.Read).
 		var by time.Time
 		if p.readTimeout > 0 {
-			by = time.Now().Add(p.readTimeout)
-			c.readBy = by.UnixNano()
+			by, _ = c.readBy.Next(p.readTimeout) // forgotten above: always due
 		}
 		_ = c.nc.SetDeadline(by)
 		// The client may have left while the deadline was replaced.
@@ -410,13 +410,7 @@ func (b *directBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if t := b.p.readTimeout; t > 0 {
-		// Push the deadline forward only when half of it is used up: a
-		// pause is bounded by between t/2 and t, at a fraction of the
-		// timer updates.
-		now := time.Now()
-		if time.Duration(b.c.readBy-now.UnixNano()) < t/2 {
-			by := now.Add(t)
-			b.c.readBy = by.UnixNano()
+		if by, due := b.c.readBy.Next(t); due {
 			_ = b.c.nc.SetReadDeadline(by)
 			if b.ctx.Err() != nil { // the client left meanwhile
 				_ = b.c.nc.SetDeadline(aLongTimeAgo)

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/deadline"
 	"github.com/rampart-proxy/rampart/internal/egress"
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
@@ -316,8 +317,8 @@ func (u *Upstream) transportRoundTrip(req *http.Request) (*http.Response, error)
 type sendBoundConn struct {
 	net.Conn
 	timeout  time.Duration
-	writeBy  atomic.Int64 // Unix ns
-	external atomic.Bool  // someone else's write deadline is in force
+	writeBy  deadline.Rolling
+	external atomic.Bool // someone else's write deadline is in force
 }
 
 // NetConn is the connection underneath (a WebSocket tunnel parks it by its
@@ -328,13 +329,13 @@ func (c *sendBoundConn) NetConn() net.Conn { return c.Conn }
 // it again.
 func (c *sendBoundConn) SetWriteDeadline(t time.Time) error {
 	c.external.Store(!t.IsZero())
-	c.writeBy.Store(0)
+	c.writeBy.Forget()
 	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *sendBoundConn) SetDeadline(t time.Time) error {
 	c.external.Store(!t.IsZero())
-	c.writeBy.Store(0)
+	c.writeBy.Forget()
 	return c.Conn.SetDeadline(t)
 }
 
@@ -342,10 +343,7 @@ func (c *sendBoundConn) Write(b []byte) (int, error) {
 	if c.external.Load() {
 		return c.Conn.Write(b)
 	}
-	now := time.Now()
-	if time.Duration(c.writeBy.Load()-now.UnixNano()) < c.timeout/2 {
-		by := now.Add(c.timeout)
-		c.writeBy.Store(by.UnixNano())
+	if by, due := c.writeBy.Next(c.timeout); due {
 		_ = c.Conn.SetWriteDeadline(by)
 	}
 	return c.Conn.Write(b)
