@@ -356,6 +356,17 @@ func (e *env) metrics() string {
 	return string(b)
 }
 
+// metric returns the value of one series (name and labels as exposed) from
+// the admin listener's /metrics, or "" when it is not there.
+func (e *env) metric(series string) string {
+	for _, line := range strings.Split(e.metrics(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 // echoWebSocket answers a WebSocket with an echo of every message, counting the
 // sockets open in open.
 func echoWebSocket(open *atomic.Int64) http.HandlerFunc {

@@ -76,14 +76,7 @@ func wsEcho(t *testing.T, c *websocket.Conn, msg string) {
 	}
 }
 
-func wsOpenGauge(e *env) string {
-	for _, line := range strings.Split(e.metrics(), "\n") {
-		if strings.HasPrefix(line, `rampart_websockets_open{site="app.test"}`) {
-			return strings.TrimSpace(strings.TrimPrefix(line, `rampart_websockets_open{site="app.test"}`))
-		}
-	}
-	return ""
-}
+func wsOpenGauge(e *env) string { return e.metric(`rampart_websockets_open{site="app.test"}`) }
 
 func TestWebSocket_IdleTunnelsHoldNoGoroutinesAndGiveEverythingBack(t *testing.T) {
 	// Many sockets from one client in a second: no rate limit on the site.
