@@ -66,6 +66,12 @@ type directConn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 	readBy    deadline.Rolling // the body's read deadline
+
+	// For quiet: the socket (nil when nc is not one) and its peek, made
+	// once per connection rather than on every reuse.
+	raw     syscall.RawConn
+	peekFn  func(fd uintptr) bool
+	peekErr error
 }
 
 // headLimit counts what is read from the upstream and refuses more than
@@ -101,6 +107,11 @@ func newDirectConn(nc net.Conn) *directConn {
 	c.lr.left = -1
 	c.br = bufio.NewReaderSize(&c.lr, 4<<10)
 	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.raw, c.peekFn = rc, c.peek
+		}
+	}
 	return c
 }
 
@@ -161,24 +172,18 @@ func closeAll(conns []*directConn) {
 // quiet reports whether nothing has arrived on the idle connection: no
 // byte and no end of stream. One non-blocking peek.
 func (c *directConn) quiet() bool {
-	if c.br.Buffered() > 0 {
+	if c.br.Buffered() > 0 || c.raw == nil { // not a socket: never reused
 		return false
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
-		return false // not a socket: never reused
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var buf [1]byte
-	var perr error
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, perr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // never wait
-	})
-	return err == nil && perr == syscall.EAGAIN
+	err := c.raw.Read(c.peekFn)
+	return err == nil && c.peekErr == syscall.EAGAIN
+}
+
+// peek looks at the socket without waiting or consuming.
+func (c *directConn) peek(fd uintptr) bool {
+	var b [1]byte
+	_, _, c.peekErr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return true // never wait
 }
 
 // put keeps c for the next request, or closes it when the pool is full
