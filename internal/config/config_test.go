@@ -574,6 +574,7 @@ func TestParse_AppliesSecureDefaults(t *testing.T) {
 		{"idle timeout", cfg.Limits.IdleTimeout.D(), 20 * time.Second},
 		{"body read timeout", cfg.Limits.BodyReadTimeout.D(), 10 * time.Second},
 		{"send timeout", cfg.Limits.SendTimeout.D(), 10 * time.Second},
+		{"body min rate", cfg.Limits.MinBodyRate(), int64(1 << 10)},
 		{"drain timeout", cfg.Limits.DrainTimeout.D(), 15 * time.Second},
 		{"access log", cfg.Log.Access, "stdout"},
 		{"security log", cfg.Log.Security, "stderr"},
@@ -728,5 +729,21 @@ func TestLoad_ExampleConfig(t *testing.T) {
 	}
 	for _, w := range cfg.Warnings() {
 		t.Logf("example warning: %s", w)
+	}
+}
+
+func TestParse_BodyMinRateZeroSwitchesItOff(t *testing.T) {
+	for _, c := range []struct {
+		set  string
+		want int64
+	}{{"0", 0}, {"4KiB", 4 << 10}, {"500", 500}} {
+		cfg := mustParse(t, "limits:\n  body_min_rate: "+c.set+"\n"+minimalYAML)
+		if got := cfg.Limits.MinBodyRate(); got != c.want {
+			t.Errorf("body_min_rate: %s gives %d, want %d", c.set, got, c.want)
+		}
+	}
+	es := parseErrors(t, "limits:\n  body_min_rate: fast\n"+minimalYAML)
+	if es[0].Line != 2 || !strings.Contains(es[0].Key, "body_min_rate") {
+		t.Errorf("error %v, want line 2 naming limits.body_min_rate", es[0])
 	}
 }

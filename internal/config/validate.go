@@ -48,6 +48,10 @@ func (c *Config) applyDefaults() {
 	setDur(&l.ReadHeaderTimeout, 10*time.Second)
 	setDur(&l.IdleTimeout, 20*time.Second)
 	setDur(&l.BodyReadTimeout, 10*time.Second)
+	if l.BodyMinRate == nil {
+		rate := units.ByteSize(DefaultBodyMinRate)
+		l.BodyMinRate = &rate
+	}
 	setDur(&l.SendTimeout, 10*time.Second)
 	setDur(&l.DrainTimeout, 15*time.Second)
 	if c.Log.Access == "" {
@@ -104,6 +108,18 @@ func (c *Config) applyDefaults() {
 			setSize(&r.MaxBody, int64(s.MaxBody))
 		}
 	}
+}
+
+// DefaultBodyMinRate is limits.body_min_rate when the config does not set
+// it: 1 KiB per second (8 kbit/s) after the first body_read_timeout.
+const DefaultBodyMinRate = 1 << 10
+
+// MinBodyRate is limits.body_min_rate in bytes per second (0: off).
+func (l *Limits) MinBodyRate() int64 {
+	if l.BodyMinRate == nil {
+		return DefaultBodyMinRate
+	}
+	return int64(*l.BodyMinRate)
 }
 
 func setDur(d *units.Duration, v time.Duration) {

@@ -26,6 +26,9 @@ func (c *Config) Warnings() []Warning {
 	if c.Sandbox == "off" {
 		warn(p("sandbox"), "the Landlock sandbox is off: a compromised process could read any file and reach any address the user can")
 	}
+	if c.Limits.MinBodyRate() == 0 {
+		warn(p("limits", "body_min_rate"), "body_min_rate is 0: a request body sent a byte at a time, each just inside body_read_timeout, holds its connection for as long as the client likes (slow POST); leave the default 1KiB")
+	}
 	if c.TLS.SessionTickets {
 		warn(p("tls", "session_tickets"), "session tickets are on: a stolen ticket key decrypts past sessions (no forward secrecy); leave them off")
 	}

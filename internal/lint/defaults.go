@@ -11,9 +11,10 @@ import (
 // warningRules maps the key of a config.Warning, with its indices blanked,
 // to the rule that reports it.
 var warningRules = map[string]string{
-	"tls.session_tickets": RuleTLSTickets,
-	"admin.listen":        RuleAdminListen,
-	"sandbox":             RuleSandboxOff,
+	"tls.session_tickets":  RuleTLSTickets,
+	"admin.listen":         RuleAdminListen,
+	"sandbox":              RuleSandboxOff,
+	"limits.body_min_rate": RuleBodyRateOff,
 	"sites[].upstream.tls.insecure_skip_verify": RuleUpInsecure,
 	"sites[].upstream.targets[]":                RuleUpPlainHTTP,
 	"sites[].headers.hsts":                      RuleHSTSOff,

@@ -19,6 +19,7 @@ const (
 	RuleTLSClientOpt = "tls-client-auth-optional"
 	RuleAdminListen  = "admin-listener-exposed"
 	RuleSandboxOff   = "sandbox-off"
+	RuleBodyRateOff  = "body-min-rate-off"
 	RuleHSTSOff      = "headers-hsts-off"
 	RuleFrameOff     = "headers-frame-options-off"
 	RuleNosniffOff   = "headers-nosniff-off"
@@ -63,6 +64,7 @@ var rules = []Rule{
 	{RuleTLSClientOpt, Info, "client certificates are requested, not required", "client_auth: require, or none if no route relies on them"},
 	{RuleAdminListen, Warning, "the admin listener is not on loopback", `admin: {listen: "127.0.0.1:9901"}`},
 	{RuleSandboxOff, Warning, "the Landlock self-sandbox is switched off", "remove sandbox: off"},
+	{RuleBodyRateOff, Warning, "request bodies have no minimum rate, only a bound on each pause", "remove limits.body_min_rate (default 1KiB per second)"},
 
 	{RuleHSTSOff, Warning, "HSTS is switched off", "remove headers.hsts; the default is max-age=31536000; includeSubDomains"},
 	{RuleFrameOff, Warning, "X-Frame-Options is switched off", "remove headers.frame_options, or set Content-Security-Policy: frame-ancestors"},

@@ -50,6 +50,13 @@ type Limits struct {
 	HandshakeTimeout time.Duration // first byte + TLS handshake
 	BodyReadTimeout  time.Duration // longest pause between body bytes
 	SendTimeout      time.Duration // longest wait for one write to the client
+	// BodyMinRate is the number of bytes per second a request body must
+	// bring, on average, for the time the guard waits for it beyond a
+	// first BodyReadTimeout; 0 (or no BodyReadTimeout) switches the check
+	// off. Only time spent
+	// waiting for the client counts: a handler that reads slowly (an
+	// upstream taking the body slowly) does not make the client slow.
+	BodyMinRate int64
 }
 
 // Rejection is the guard's verdict on a request head.
@@ -95,6 +102,11 @@ type Conn struct {
 	trailer   int
 	inject    []byte
 	err       error
+
+	// The request body under way: how long the guard has waited for the
+	// client in it and how many bytes it brought (for BodyMinRate).
+	bodyWaited time.Duration
+	bodyBytes  int64
 
 	heads     atomic.Int64 // heads released, synthetic included
 	served    atomic.Int64 // heads taken by the handler
@@ -276,24 +288,65 @@ func (c *Conn) fill() error {
 		c.buf = grown
 	}
 	inBody := c.st == sBody || c.st == sChunkData || c.st == sChunkSize || c.st == sChunkCRLF || c.st == sTrailer
-	if inBody && c.lim.BodyReadTimeout > 0 {
-		_ = c.raw.SetReadDeadline(time.Now().Add(c.lim.BodyReadTimeout))
+	if !inBody {
+		n, err := c.tls.Read(c.buf[c.w:])
+		c.w += n
+		if n > 0 {
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	waitStart := time.Now()
+	wait, tooSlow := c.bodyWait()
+	if wait > 0 {
+		_ = c.raw.SetReadDeadline(waitStart.Add(wait))
 	}
 	n, err := c.tls.Read(c.buf[c.w:])
 	c.w += n
+	c.bodyBytes += int64(n)
+	c.bodyWaited += time.Since(waitStart)
 	if n > 0 {
 		return nil
 	}
 	if err == nil {
 		err = io.ErrNoProgress
 	}
-	if inBody {
-		// A stalled or broken body ends the connection: its framing can
-		// no longer be trusted, and net/http would otherwise wait again.
-		c.st = sClosed
-		c.err = err
+	// A stalled, too slow or broken body ends the connection: its framing
+	// can no longer be trusted, and net/http would otherwise wait again.
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		reason := "body-stalled"
+		if tooSlow {
+			reason = "body-too-slow"
+		}
+		observe.Default().SecurityConn("protocol", reason, c.peer.Addr().String(),
+			slog.Int64("body_bytes", c.bodyBytes), slog.Duration("waited", c.bodyWaited.Round(time.Millisecond)))
 	}
+	c.st = sClosed
+	c.err = err
 	return err
+}
+
+// bodyWait is how long the next read of a body may wait for the client:
+// BodyReadTimeout, or less when the body has used up what BodyMinRate
+// allows (the first BodyReadTimeout of waiting is free; after that every
+// second of waiting must be paid for with BodyMinRate bytes). tooSlow says
+// the rate, not the pause, set the bound.
+func (c *Conn) bodyWait() (wait time.Duration, tooSlow bool) {
+	wait = c.lim.BodyReadTimeout
+	if c.lim.BodyMinRate <= 0 || wait <= 0 {
+		return wait, false
+	}
+	paid := time.Duration(float64(c.bodyBytes) / float64(c.lim.BodyMinRate) * float64(time.Second))
+	left := c.lim.BodyReadTimeout + paid - c.bodyWaited
+	if left >= wait {
+		return wait, false
+	}
+	// A deadline in the past makes the read fail at once; 1ns is the
+	// nearest to "now" that SetReadDeadline does not read as "none".
+	return max(left, time.Nanosecond), true
 }
 
 // step advances the parser over buffered bytes. It reports whether it made
@@ -351,6 +404,7 @@ func (c *Conn) step() bool {
 			c.st = sBody
 			c.remaining = f.contentLength
 		}
+		c.bodyWaited, c.bodyBytes = 0, 0
 		return true
 	case sBody, sChunkData:
 		if len(data) == 0 {

@@ -132,6 +132,7 @@ func limitsOf(cfg *config.Config) protoguard.Limits {
 		MaxURILength:     int(l.MaxURILength),
 		HandshakeTimeout: cfg.TLS.HandshakeTimeout.D(),
 		BodyReadTimeout:  l.BodyReadTimeout.D(),
+		BodyMinRate:      l.MinBodyRate(),
 		SendTimeout:      l.SendTimeout.D(),
 	}
 }

@@ -32,6 +32,7 @@ limits:
   max_body: 15MiB
   read_header_timeout: 10s
   body_read_timeout: 10s
+  body_min_rate: 1KiB                   # a body must average 1 KiB/s after its first 10 s (slow POST)
   send_timeout: 10s
   idle_timeout: 20s                     # keepalive 20 s
   connections_per_client: 12            # per client IP (503 above); raise it when agents share a NAT address

@@ -323,3 +323,90 @@ func TestAdminListenerConnectionsAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// A slow POST (R.U.D.Y.): 20 clients each send a 20,000-byte body 10 bytes
+// at a time, every pause well inside body_read_timeout. body_min_rate
+// closes every one of them shortly after the first body_read_timeout of
+// waiting; none of the bodies reaches the upstream (the WAF holds a body
+// until it is whole), each is logged as protocol/body-too-slow and counted,
+// and a normal POST on the same server goes through.
+func TestSlowPOST_BelowBodyMinRateIsClosedAndLogged(t *testing.T) {
+	cfg := strings.Replace(abuseConfig, "  read_header_timeout: 3s\n", "  read_header_timeout: 3s\n  body_read_timeout: 400ms\n  body_min_rate: 1KiB\n", 1)
+	cfg = strings.Replace(cfg, "connections_per_client: 8", "connections_per_client: 32", 1)
+	cfg = strings.Replace(cfg, `waf: {mode: "off"}`, `waf: {mode: block}`, 1)
+	e := start(t, cfg)
+	const clients = 20
+	var wg sync.WaitGroup
+	closedAfter := make(chan time.Duration, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(8 * time.Second))
+			start := time.Now()
+			if _, err := io.WriteString(c, "POST /api/upload HTTP/1.1\r\nHost: app.test\r\nContent-Type: application/json\r\nContent-Length: 20000\r\n\r\n"); err != nil {
+				t.Error(err)
+				return
+			}
+			stop := make(chan struct{})
+			go func() {
+				for sent := 0; sent < 20000; sent += 10 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+					if _, err := io.WriteString(c, strings.Repeat("a", 10)); err != nil {
+						return
+					}
+				}
+			}()
+			_, err = io.ReadAll(c)
+			close(stop)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Errorf("connection still open after %v", time.Since(start))
+				return
+			}
+			closedAfter <- time.Since(start)
+		}()
+	}
+	wg.Wait()
+	close(closedAfter)
+	var slowest time.Duration
+	n := 0
+	for d := range closedAfter {
+		n++
+		slowest = max(slowest, d)
+	}
+	// 400 ms free, then 100 B/s pays for 0.1 s per second waited: about
+	// 450 ms; 3 s leaves room for a loaded machine, far below the 200 s
+	// the body would take.
+	if n != clients || slowest > 3*time.Second {
+		t.Fatalf("%d of %d slow POSTs closed, slowest after %v; want all within 3s", n, clients, slowest)
+	}
+	if hits := e.up.hits.Load(); hits != 0 {
+		t.Errorf("upstream saw %d requests, want none", hits)
+	}
+	waitFor(t, "body-too-slow events", func() bool {
+		return strings.Count(e.securityLog(), `"reason":"body-too-slow"`) == clients
+	})
+	if got := e.metric(`rampart_refusals_total{reason="body-too-slow",stage="protocol"}`); got != "20" {
+		t.Errorf("refusals metric = %q, want 20", got)
+	}
+	body := `{"note":"` + strings.Repeat("b", 20000-11) + `"}`
+	resp, err := e.client().Post("https://app.test/api/upload", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || e.up.last().BodyLen != 20000 {
+		t.Errorf("normal POST: %d, upstream body %d bytes; want 200 and 20000", resp.StatusCode, e.up.last().BodyLen)
+	}
+}

@@ -1,0 +1,193 @@
+package protoguard_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/protoguard"
+)
+
+// securityLog sends the security log to a buffer for the test.
+func securityLog(t *testing.T) *lockedBuffer {
+	t.Helper()
+	prev := observe.Default()
+	buf := &lockedBuffer{}
+	observe.SetDefault(observe.New(io.Discard, buf))
+	t.Cleanup(func() { observe.SetDefault(prev) })
+	return buf
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// drip writes the body n bytes at a time every interval until the
+// connection fails or the body is sent; it returns how much was written.
+func drip(c io.Writer, body string, n int, interval time.Duration) int {
+	sent := 0
+	for sent < len(body) {
+		time.Sleep(interval)
+		end := min(sent+n, len(body))
+		if _, err := io.WriteString(c, body[sent:end]); err != nil {
+			return sent
+		}
+		sent = end
+	}
+	return sent
+}
+
+// A R.U.D.Y.-style body: every pause is shorter than BodyReadTimeout, but
+// 20 bytes per 100 ms (200 B/s) is below BodyMinRate (1,000 B/s). With the
+// first 300 ms of waiting free, the body has paid for 0.3 s + 0.2 s per
+// second waited, so the guard ends it after about 375 ms, long before the
+// 10,000 bytes would have arrived (50 s).
+func TestConn_BodyBelowMinRateIsCutAfterTheGrace(t *testing.T) {
+	log := securityLog(t)
+	lim := defaultLimits()
+	lim.BodyReadTimeout = 300 * time.Millisecond
+	lim.BodyMinRate = 1000
+	g := startGuarded(t, lim)
+	c := g.dial(t)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := io.WriteString(c, "POST /rudy HTTP/1.1\r\nHost: a.example\r\nContent-Length: 10000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int)
+	go func() { done <- drip(c, strings.Repeat("x", 10000), 20, 100*time.Millisecond) }()
+	b := expectClosed(t, c)
+	took := time.Since(start)
+	_ = c.Close()
+	sent := <-done
+	if len(b) != 0 {
+		t.Errorf("answer %q, want none", b)
+	}
+	if took < 300*time.Millisecond || took > 1500*time.Millisecond {
+		t.Errorf("connection ended after %v, want about 375ms (grace 300ms + what 200 B/s pays for)", took)
+	}
+	if sent >= 10000 {
+		t.Errorf("the whole body was sent")
+	}
+	seen, errs := g.served()
+	if strings.Join(seen, ",") != "POST /rudy" || len(errs) != 1 {
+		t.Errorf("handler saw %v with body errors %v, want one failed body read", seen, errs)
+	}
+	if got := log.String(); !strings.Contains(got, `"reason":"body-too-slow"`) || !strings.Contains(got, `"stage":"protocol"`) {
+		t.Errorf("security log = %q, want a protocol/body-too-slow event", got)
+	}
+}
+
+// The same drip above the rate (40 bytes per 100 ms = 400 B/s against a
+// minimum of 200 B/s) goes through whole.
+func TestConn_BodyAboveMinRateIsServed(t *testing.T) {
+	lim := defaultLimits()
+	lim.BodyReadTimeout = 300 * time.Millisecond
+	lim.BodyMinRate = 200
+	g := startGuarded(t, lim)
+	c := g.dial(t)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	if _, err := io.WriteString(c, "POST /steady HTTP/1.1\r\nHost: a.example\r\nContent-Length: 400\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := drip(c, strings.Repeat("y", 400), 40, 100*time.Millisecond); sent != 400 {
+		t.Fatalf("sent %d of 400 bytes", sent)
+	}
+	if got := readAnswer(t, br); got.status != 200 || got.body != "POST /steady 400" {
+		t.Errorf("answer = %+v, want 200 POST /steady 400", got)
+	}
+}
+
+// Only time spent waiting for the client counts: a handler that takes the
+// body slowly (as a slow upstream would) does not make a fast client slow.
+// The client sends 64 KiB at once; the handler takes 1 KiB every 10 ms
+// (about 0.7 s in all). Counted by the clock, the body would be cut after
+// about 360 ms (300 ms free + 64 KiB at 1 MiB/s); only the guard's own
+// waits count, and those are short.
+func TestConn_SlowReaderDoesNotMakeTheClientSlow(t *testing.T) {
+	lim := defaultLimits()
+	lim.BodyReadTimeout = 300 * time.Millisecond
+	lim.BodyMinRate = 1 << 20
+	g := &guarded{}
+	serveGuarded(t, g, lim, nil, slowReader(g, 1024, 10*time.Millisecond))
+	c := g.dial(t)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	body := strings.Repeat("z", 64<<10)
+	if _, err := io.WriteString(c, "POST /bulk HTTP/1.1\r\nHost: a.example\r\nContent-Length: 65536\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAnswer(t, br); got.status != 200 || got.body != "POST /bulk 65536" {
+		t.Errorf("answer = %+v, want 200 POST /bulk 65536", got)
+	}
+}
+
+// Without a minimum rate the drip that TestConn_BodyBelowMinRateIsCut cuts
+// is bounded only per pause: it is still being read after 800 ms.
+func TestConn_NoMinRateBoundsOnlyThePause(t *testing.T) {
+	lim := defaultLimits()
+	lim.BodyReadTimeout = 300 * time.Millisecond
+	g := startGuarded(t, lim)
+	c := g.dial(t)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	if _, err := io.WriteString(c, "POST /drip HTTP/1.1\r\nHost: a.example\r\nContent-Length: 180\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := drip(c, strings.Repeat("x", 180), 20, 100*time.Millisecond); sent != 180 {
+		t.Fatalf("sent %d of 180 bytes", sent)
+	}
+	if got := readAnswer(t, br); got.status != 200 || got.body != "POST /drip 180" {
+		t.Errorf("answer = %+v, want 200 POST /drip 180", got)
+	}
+}
+
+func slowReader(g *guarded, n int, every time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rej := protoguard.FromContext(r.Context()).Verdict(); rej != nil {
+			w.WriteHeader(rej.Status)
+			return
+		}
+		buf := make([]byte, n)
+		total := 0
+		var err error
+		for {
+			time.Sleep(every)
+			var k int
+			k, err = io.ReadFull(r.Body, buf)
+			total += k
+			if err != nil {
+				break
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = nil
+		}
+		g.record(r.Method+" "+r.URL.Path, err)
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, total)
+	})
+}
