@@ -117,3 +117,39 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// tunnelEnd writes the line that ends a WebSocket tunnel: the request it
+// came from (its id, client, host, path, route, upstream), who ended it,
+// how long it was open after the 101 and the bytes it carried each way.
+// The request's own line was written at the 101.
+func (a accessLog) tunnelEnd(info *reqinfo.Info, host, endedBy string, open time.Duration, fromClient, toClient int64, now time.Time) {
+	if a.off {
+		return
+	}
+	b := append(make([]byte, 0, 384), `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"websocket-end","request_id":`...)
+	b = appendJSONString(b, info.ID)
+	b = append(b, `,"client":"`...)
+	if a := clientOf(info); a.IsValid() {
+		b = a.AppendTo(b)
+	}
+	b = append(b, `","host":`...)
+	b = appendJSONString(b, host)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, info.Path)
+	b = append(b, `,"route":`...)
+	b = appendJSONString(b, info.Route)
+	b = append(b, `,"upstream":`...)
+	b = appendJSONString(b, info.Upstream)
+	b = append(b, `,"ended_by":`...)
+	b = appendJSONString(b, endedBy)
+	b = append(b, `,"open_ms":`...)
+	b = strconv.AppendFloat(b, float64(open.Microseconds())/1000, 'f', -1, 64)
+	b = append(b, `,"bytes_from_client":`...)
+	b = strconv.AppendInt(b, fromClient, 10)
+	b = append(b, `,"bytes_to_client":`...)
+	b = strconv.AppendInt(b, toClient, 10)
+	b = append(b, "}\n"...)
+	_, _ = a.w.Write(b)
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,31 @@ func TestTruncate(t *testing.T) {
 	}
 	if got := Truncate("short", 100); got != "short" {
 		t.Errorf("%q", got)
+	}
+}
+
+func TestTunnelEndLine_IsJSONWithTheFigures(t *testing.T) {
+	_, info := accessRequest()
+	var buf bytes.Buffer
+	now := time.Now()
+	accessLog{w: &buf}.tunnelEnd(info, "app.test\"\n", "idle", 1500*time.Millisecond, 1234, 56789, now)
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, buf.Bytes())
+	}
+	want := map[string]any{"msg": "websocket-end", "level": "INFO", "request_id": info.ID, "host": "app.test\"\n", "path": strings.ToValidUTF8(info.Path, "\ufffd"),
+		"route": info.Route, "upstream": info.Upstream, "ended_by": "idle", "open_ms": 1500.0, "bytes_from_client": 1234.0, "bytes_to_client": 56789.0, "client": "2001:db8::7"}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
+		t.Errorf("want exactly one line: %q", buf.Bytes())
+	}
+	var off bytes.Buffer
+	accessLog{w: &off, off: true}.tunnelEnd(info, "h", "client", time.Second, 1, 1, now)
+	if off.Len() != 0 {
+		t.Errorf("access log off wrote %q", off.Bytes())
 	}
 }

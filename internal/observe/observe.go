@@ -87,6 +87,13 @@ func (o *Observer) Access(r *http.Request, status int, bytes int64) {
 	o.access.write(r, reqinfo.Of(r), status, bytes, time.Now())
 }
 
+// TunnelEnd logs the end of a WebSocket tunnel opened by the request of
+// info: who ended it (client, upstream, idle, server), how long it was
+// open and the bytes it carried from and to the client.
+func (o *Observer) TunnelEnd(info *reqinfo.Info, host, endedBy string, open time.Duration, fromClient, toClient int64) {
+	o.access.tunnelEnd(info, host, endedBy, open, fromClient, toClient, time.Now())
+}
+
 // clientOf is the address a log line names as the client: the resolved
 // client identity, else the TCP peer; invalid when neither is known.
 func clientOf(info *reqinfo.Info) netip.Addr {

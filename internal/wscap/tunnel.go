@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/reqinfo"
 )
 
 // A WebSocket through rampart is a tunnel: the client's TLS connection on
@@ -67,6 +70,12 @@ type tunnel struct {
 
 	last  atomic.Int64 // the last byte either way, as time.Since(monoStart)
 	timer *time.Timer  // idle timeout
+
+	// For the access-log line written when the tunnel ends.
+	req       *reqinfo.Info
+	host      string
+	opened    time.Time // the tunnel taken over (the 101 sent)
+	clientEOF bool      // the client half-closed; guarded by mu
 }
 
 // leg is one side of a tunnel: what is read from it is written to peer.
@@ -80,6 +89,8 @@ type leg struct {
 
 	key   uint64 // poller registration; guarded by the poller
 	added bool
+
+	copied atomic.Int64 // bytes read from this leg and written to peer
 }
 
 func newTunnel(idle time.Duration, release func()) *tunnel {
@@ -279,12 +290,19 @@ func (t *tunnel) start() bool {
 		return false
 	}
 	t.started = true
+	t.opened = time.Now()
 	tunnelsOpen.Add(1)
 	tunnelsChanged(true)
 	if oc, ok := t.client.conn.(interface{ OnClose(func()) }); ok {
 		// Closed by someone else (the drain on shutdown): end the tunnel.
-		// In a goroutine: the hook runs inside the connection's Close.
-		oc.OnClose(func() { go t.close() })
+		// The end is logged at once, before the drain closes the logs; the
+		// teardown runs in a goroutine, as the hook runs inside the
+		// connection's Close.
+		oc.OnClose(func() {
+			if t.end(EndedByServer) {
+				go t.teardown()
+			}
+		})
 	}
 	t.touch()
 	if t.idle > 0 {
@@ -314,17 +332,41 @@ func (t *tunnel) checkIdle() {
 		t.mu.Unlock()
 		return
 	}
-	t.close()
+	t.close(EndedByIdle)
 }
 
-// close ends the tunnel once: both connections closed, the slot released.
-func (t *tunnel) close() {
+// Who ended a tunnel, as its access-log line says. A WebSocket close
+// handshake ends with both connections closed; the side named is the one
+// whose connection ended first, not necessarily the one that began the
+// handshake.
+const (
+	EndedByClient   = "client"   // the client's connection ended (or half-closed) first, or failed
+	EndedByUpstream = "upstream" // the upstream's connection ended first, or failed
+	EndedByIdle     = "idle"     // websocket_idle_timeout without a byte
+	EndedByServer   = "server"   // rampart closed the client connection (drain on shutdown)
+)
+
+// close ends the tunnel once: both connections closed, the slot released,
+// the end logged. by says who ended it (EndedBy*).
+func (t *tunnel) close(by string) {
+	if t.end(by) {
+		t.teardown()
+	}
+}
+
+// end marks the tunnel closed, stops its timer and poller registrations
+// and logs its end; it reports false when the tunnel was already closed.
+// It closes no connection, so it may run inside a connection's Close.
+func (t *tunnel) end(by string) bool {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return
+		return false
 	}
 	t.closed = true
+	if t.clientEOF && by == EndedByUpstream {
+		by = EndedByClient // the upstream answered the client's close
+	}
 	if t.timer != nil {
 		t.timer.Stop()
 	}
@@ -333,6 +375,14 @@ func (t *tunnel) close() {
 		p.remove(&t.upstream)
 	}
 	t.mu.Unlock()
+	if t.req != nil {
+		observe.Default().TunnelEnd(t.req, t.host, by, time.Since(t.opened), t.client.copied.Load(), t.upstream.copied.Load())
+	}
+	return true
+}
+
+// teardown closes both connections and gives the slot back, after end.
+func (t *tunnel) teardown() {
 	_ = t.client.w.Close()
 	_ = t.upstream.w.Close()
 	t.release()
@@ -372,9 +422,10 @@ func (l *leg) pump() {
 				_ = l.peer.conn.SetWriteDeadline(time.Now().Add(t.idle))
 			}
 			if _, werr := l.peer.w.Write(buf[:n]); werr != nil {
-				t.close()
+				t.close(l.peer.side())
 				return
 			}
+			l.copied.Add(int64(n))
 		}
 		if err == nil {
 			continue
@@ -388,9 +439,17 @@ func (l *leg) pump() {
 		case err == io.EOF && l == &t.client && t.halfClose():
 			return
 		}
-		t.close()
+		t.close(l.side())
 		return
 	}
+}
+
+// side is who a failure or end of stream on l is put down to.
+func (l *leg) side() string {
+	if l == &l.t.client {
+		return EndedByClient
+	}
+	return EndedByUpstream
 }
 
 // halfClose passes the client's end of stream on to the upstream and keeps
@@ -399,5 +458,11 @@ func (l *leg) pump() {
 // half-close.
 func (t *tunnel) halfClose() bool {
 	cw, ok := t.upConn.(interface{ CloseWrite() error })
-	return ok && cw.CloseWrite() == nil
+	if !ok || cw.CloseWrite() != nil {
+		return false
+	}
+	t.mu.Lock()
+	t.clientEOF = true
+	t.mu.Unlock()
+	return true
 }

@@ -186,6 +186,7 @@ func (r *Route) Handler(idle time.Duration, next http.Handler) http.Handler {
 			return
 		}
 		t := newTunnel(idle, release)
+		t.req, t.host = reqinfo.Of(req), req.Host
 		// Deferred: ReverseProxy panics (http.ErrAbortHandler) when a
 		// response body breaks off, and a slot must not leak with it.
 		defer func() {

@@ -383,6 +383,9 @@ func echoWebSocket(open *atomic.Int64) http.HandlerFunc {
 			if err != nil {
 				return
 			}
+			if string(msg) == "bye" { // the upstream drops the connection
+				return
+			}
 			if err := c.Write(context.Background(), typ, msg); err != nil {
 				return
 			}
