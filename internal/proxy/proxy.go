@@ -22,6 +22,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -201,7 +202,52 @@ func upstreamTLS(cfg *config.Config, s *config.Site) (*tls.Config, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.rp.ServeHTTP(w, r) }
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		// Noted so that a request that fails because its client's body
+		// broke off (stalled, too slow, cut) is answered as the client's
+		// failure, not as an upstream's. (ReverseProxy hands its error
+		// handler its own copy of the request, with the body wrapped: the
+		// context is what reaches it.)
+		cb := &clientBody{ReadCloser: r.Body}
+		r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
+		r.Body = cb
+	}
+	u.rp.ServeHTTP(w, r)
+}
+
+type clientBodyKey struct{}
+
+// clientBody is a request body that remembers the first error reading it
+// gave (other than its end). The transport reads it on its own goroutine.
+type clientBody struct {
+	io.ReadCloser
+	mu     sync.Mutex
+	failed error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.failed == nil {
+			b.failed = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// bodyFailure is the error the client's body gave r, if it gave one.
+func bodyFailure(r *http.Request) error {
+	cb, ok := r.Context().Value(clientBodyKey{}).(*clientBody)
+	if !ok {
+		return nil
+	}
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	return cb.failed
+}
 
 // Close drops idle upstream connections (after a reload replaced u).
 func (u *Upstream) Close() {
@@ -396,6 +442,18 @@ func (u *Upstream) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		observe.Refuse(w, r, http.StatusRequestEntityTooLarge, "route", "body-too-large")
+		return
+	}
+	if failed := bodyFailure(r); failed != nil {
+		// The client's body broke off: 408 when it stalled or was too slow
+		// (the guard logged it, with the figures), 400 otherwise. Not an
+		// upstream event.
+		status := http.StatusBadRequest
+		if errors.As(failed, &ne) && ne.Timeout() {
+			status = http.StatusRequestTimeout
+		}
+		w.Header().Set("Connection", "close")
+		observe.WriteError(w, r, status)
 		return
 	}
 	info := reqinfo.Of(r)

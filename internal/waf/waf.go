@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -173,9 +174,16 @@ func (w *WAF) serve(rw http.ResponseWriter, r *http.Request, next http.Handler) 
 		body, err = readBody(r.Body, w.limit)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			var ne net.Error
+			switch {
+			case errors.As(err, &mbe):
 				w.tooLarge(rw, r, start)
-			} else {
+			case errors.As(err, &ne) && ne.Timeout():
+				// Stalled or too slow: the protocol guard logged it with
+				// the bytes and the time waited.
+				rw.Header().Set("Connection", "close")
+				observe.WriteError(rw, r, http.StatusRequestTimeout)
+			default:
 				w.refuse(rw, r, start, http.StatusBadRequest, "body-read", slog.String("error", err.Error()))
 			}
 			return
