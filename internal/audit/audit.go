@@ -6,7 +6,8 @@
 // four connections in flight, a paced handshake rate) and polite: only
 // GET, HEAD and OPTIONS change hands, except the request-smuggling probes,
 // which send a complete, harmless body that means the same request under
-// every framing interpretation. See README.md for the check ids.
+// every framing interpretation, and, only with Slow, one POST whose body
+// is dripped and never finished. See README.md for the check ids.
 package audit
 
 import (
@@ -115,6 +116,14 @@ type Options struct {
 	// Burst, when > 0, sends that many quick requests to / and looks for a
 	// 429 or 503. At most MaxBurst.
 	Burst int
+	// Slow runs the slow-request probes limits.slow-headers (a request
+	// head sent a byte a second, never finished) and limits.slow-body (a
+	// POST body sent 10 bytes a second): each holds one connection until
+	// the target closes it or answers, or SlowFor has passed.
+	Slow bool
+	// SlowFor bounds how long each slow probe holds its connection, from
+	// MinSlowFor to MaxSlowFor. Default DefaultSlowFor.
+	SlowFor time.Duration
 	// Timeout bounds each probe (dial, handshake, response). Default 5s.
 	Timeout time.Duration
 	// MaxRequests caps the connections and requests of all checks but the
@@ -136,6 +145,9 @@ const (
 	DefaultMaxRequests   = 300
 	DefaultTimeout       = 5 * time.Second
 	DefaultHandshakeRate = 15
+	DefaultSlowFor       = 30 * time.Second
+	MinSlowFor           = 5 * time.Second
+	MaxSlowFor           = 2 * time.Minute
 )
 
 // DefaultForbiddenPaths are consoles and files of common application
@@ -170,6 +182,8 @@ type target struct {
 	conc     int
 	hsRate   float64
 	burst    int
+	slow     bool
+	slowFor  time.Duration
 	insecure bool
 }
 
@@ -241,6 +255,14 @@ func (o *Options) resolve() (*target, error) {
 		return nil, usagef("--burst %d: want 1..%d", o.Burst, MaxBurst)
 	}
 	t.burst = o.Burst
+	t.slow = o.Slow
+	t.slowFor = o.SlowFor
+	if t.slowFor == 0 {
+		t.slowFor = DefaultSlowFor
+	}
+	if t.slowFor < MinSlowFor || t.slowFor > MaxSlowFor {
+		return nil, usagef("--slow-for %v: want 5s to 2m", o.SlowFor)
+	}
 	t.timeout = o.Timeout
 	if t.timeout < 0 {
 		return nil, usagef("--timeout %v: must be positive", o.Timeout)

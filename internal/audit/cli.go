@@ -29,6 +29,10 @@ Flags:
                           /manager/html, /WEB-INF/web.xml, /idsadmin/, /cfadmin/,
                           /server-status)
   --burst N               send N quick requests to / and look for 429/503 (N <= 500)
+  --slow                  hold two connections with a request head sent a byte a
+                          second and a POST body sent 10 bytes a second; the
+                          server should close them (slowloris, slow POST)
+  --slow-for DURATION     how long each --slow probe may hold (default 30s, 5s to 2m)
   --json                  print the report as JSON
   --html FILE             also write a self-contained HTML report to FILE
   --timeout DURATION      per-probe timeout (default 5s)
@@ -46,10 +50,16 @@ func (h *hostList) Set(v string) error {
 	return nil
 }
 
-// Main is `rampart audit ARGS`: it parses the flags (before or after the
-// target), runs the audit and prints the report. It returns the exit
-// status.
-func Main(args []string, stdout, stderr io.Writer) int {
+// cliArgs is a parsed command line.
+type cliArgs struct {
+	opts     Options
+	asJSON   bool
+	htmlFile string
+}
+
+// parseArgs parses the flags (before or after the target) and reads the
+// path lists. Errors are *UsageError, or flag.ErrHelp for --help.
+func parseArgs(args []string) (*cliArgs, error) {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var hosts hostList
@@ -59,23 +69,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	expectFile := fs.String("expect-paths", "", "")
 	forbidFile := fs.String("forbidden-paths", "", "")
 	burst := fs.Int("burst", 0, "")
+	slow := fs.Bool("slow", false, "")
+	slowFor := fs.Duration("slow-for", DefaultSlowFor, "")
 	asJSON := fs.Bool("json", false, "")
 	htmlFile := fs.String("html", "", "")
 	timeout := fs.Duration("timeout", DefaultTimeout, "")
 
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "rampart audit: "+format+"\n\n%s", append(a, Usage)...)
-		return 2
-	}
 	var positional []string
 	rest := args
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, Usage)
-				return 0
+				return nil, err
 			}
-			return usageErr("%v", err)
+			return nil, usagef("%v", err)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -85,49 +92,74 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		rest = rest[1:]
 	}
 	if len(positional) != 1 {
-		return usageErr("want exactly one target URL, got %d", len(positional))
+		return nil, usagef("want exactly one target URL, got %d", len(positional))
 	}
 	if *timeout <= 0 || *timeout > time.Minute {
-		return usageErr("--timeout %v: want a duration up to 1m", *timeout)
+		return nil, usagef("--timeout %v: want a duration up to 1m", *timeout)
 	}
-	opts := Options{
+	slowForSet := false
+	fs.Visit(func(f *flag.Flag) { slowForSet = slowForSet || f.Name == "slow-for" })
+	if slowForSet && !*slow {
+		return nil, usagef("--slow-for bounds the probes of --slow: add --slow")
+	}
+	c := &cliArgs{asJSON: *asJSON, htmlFile: *htmlFile, opts: Options{
 		Target:        positional[0],
 		Hosts:         hosts,
 		CAFile:        *ca,
 		Insecure:      *insecure,
 		Burst:         *burst,
+		Slow:          *slow,
+		SlowFor:       *slowFor,
 		Timeout:       *timeout,
 		HandshakeRate: mainHandshakeRate,
-	}
+	}}
 	for _, f := range []struct {
 		name string
 		file string
 		dst  *[]string
-	}{{"--expect-paths", *expectFile, &opts.ExpectPaths}, {"--forbidden-paths", *forbidFile, &opts.ForbiddenPaths}} {
+	}{{"--expect-paths", *expectFile, &c.opts.ExpectPaths}, {"--forbidden-paths", *forbidFile, &c.opts.ForbiddenPaths}} {
 		if f.file == "" {
 			continue
 		}
 		fh, err := os.Open(f.file)
 		if err != nil {
-			return usageErr("%s: %v", f.name, err)
+			return nil, usagef("%s: %v", f.name, err)
 		}
 		list, err := ReadPathList(fh)
 		_ = fh.Close()
 		if err != nil {
-			return usageErr("%s %s: %v", f.name, f.file, err)
+			return nil, usagef("%s %s: %v", f.name, f.file, err)
 		}
 		if len(list) == 0 {
-			return usageErr("%s %s: no paths in the file", f.name, f.file)
+			return nil, usagef("%s %s: no paths in the file", f.name, f.file)
 		}
 		*f.dst = list
 	}
-	if err := opts.Validate(); err != nil {
+	if err := c.opts.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Main is `rampart audit ARGS`: it parses the flags (before or after the
+// target), runs the audit and prints the report. It returns the exit
+// status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "rampart audit: "+format+"\n\n%s", append(a, Usage)...)
+		return 2
+	}
+	cl, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, Usage)
+		return 0
+	}
+	if err != nil {
 		return usageErr("%v", err)
 	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := Run(ctx, opts)
+	rep, err := Run(ctx, cl.opts)
 	if err != nil {
 		var ue *UsageError
 		if errors.As(err, &ue) {
@@ -136,7 +168,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rampart audit: %v\n", err)
 		return 1
 	}
-	if *asJSON {
+	if cl.asJSON {
 		err = rep.WriteJSON(stdout)
 	} else {
 		err = rep.WriteText(stdout, isTerminal(stdout))
@@ -145,8 +177,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rampart audit: %v\n", err)
 		return 1
 	}
-	if *htmlFile != "" {
-		if err := writeHTMLFile(rep, *htmlFile); err != nil {
+	if cl.htmlFile != "" {
+		if err := writeHTMLFile(rep, cl.htmlFile); err != nil {
 			fmt.Fprintf(stderr, "rampart audit: --html: %v\n", err)
 			return 1
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMain_UsageErrors(t *testing.T) {
@@ -23,6 +24,10 @@ func TestMain_UsageErrors(t *testing.T) {
 		{"https://a.test", "--burst", "x"},
 		{"https://a.test", "--nope"},
 		{"https://a.test", "--timeout", "0s"},
+		{"https://a.test", "--slow", "--slow-for", "4s"},
+		{"https://a.test", "--slow", "--slow-for", "3m"},
+		{"https://a.test", "--slow", "--slow-for", "x"},
+		{"https://a.test", "--slow-for", "10s"}, // a bound without the probes
 		{"https://a.test", "--ca", filepath.Join(dir, "missing.pem")},
 		{"https://a.test", "--expect-paths", filepath.Join(dir, "missing.txt")},
 		{"https://a.test", "--forbidden-paths", empty},
@@ -39,6 +44,25 @@ func TestMain_UsageErrors(t *testing.T) {
 	var out bytes.Buffer
 	if code := Main([]string{"--help"}, &out, &out); code != 0 || !strings.Contains(out.String(), "--expect-paths") {
 		t.Errorf("--help: %d %s", code, out.String())
+	}
+}
+
+func TestParseArgs_Slow(t *testing.T) {
+	cl, err := parseArgs([]string{"https://a.test", "--json"})
+	if err != nil || cl.opts.Slow || cl.opts.SlowFor != DefaultSlowFor || !cl.asJSON {
+		t.Errorf("no --slow: %v %+v", err, cl)
+	}
+	cl, err = parseArgs([]string{"--slow", "https://a.test"})
+	if err != nil || !cl.opts.Slow || cl.opts.SlowFor != DefaultSlowFor {
+		t.Errorf("--slow: %v %+v", err, cl)
+	}
+	cl, err = parseArgs([]string{"https://a.test", "--slow-for", "8s", "--slow"})
+	if err != nil || !cl.opts.Slow || cl.opts.SlowFor != 8*time.Second {
+		t.Errorf("--slow-for 8s --slow: %v %+v", err, cl)
+	}
+	var out bytes.Buffer
+	if Main([]string{"--help"}, &out, &out); !strings.Contains(out.String(), "--slow-for") {
+		t.Errorf("--help does not list --slow-for:\n%s", out.String())
 	}
 }
 

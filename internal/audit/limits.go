@@ -7,9 +7,17 @@ import (
 	"time"
 )
 
-// runLimits sends Burst quick requests to / (only when asked to) and
-// looks for a 429 or 503 among the answers.
+// runLimits runs the slow-request probes and then the burst, each only
+// when asked to. The burst comes last: it may exhaust the target's rate
+// limit, which would answer the slow POST's head with a 429.
 func (a *auditor) runLimits(ctx context.Context) {
+	a.runSlow(ctx)
+	a.runBurst(ctx)
+}
+
+// runBurst sends Burst quick requests to / and looks for a 429 or 503
+// among the answers.
+func (a *auditor) runBurst(ctx context.Context) {
 	const id = "limits.burst"
 	n := a.t.burst
 	if n == 0 {

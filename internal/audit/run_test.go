@@ -3,6 +3,7 @@ package audit
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // A careful proxy passes everything; the run stays within its bounds.
@@ -93,6 +94,9 @@ func TestOptionsValidate(t *testing.T) {
 		{Target: "https://example.test", Hosts: []string{"a b"}},
 		{Target: "https://example.test", ForbiddenPaths: []string{"admin"}},
 		{Target: "https://example.test", ExpectPaths: []string{"/a b"}},
+		{Target: "https://example.test", Slow: true, SlowFor: MinSlowFor - time.Millisecond},
+		{Target: "https://example.test", Slow: true, SlowFor: MaxSlowFor + time.Second},
+		{Target: "https://example.test", Slow: true, SlowFor: -time.Second},
 	} {
 		err := o.Validate()
 		if _, ok := err.(*UsageError); !ok {
@@ -110,5 +114,14 @@ func TestOptionsValidate(t *testing.T) {
 	tg, _ = (&Options{Target: "https://127.0.0.1"}).resolve()
 	if tg.addr != "127.0.0.1:443" || tg.sni != "" || tg.hostHdr != "127.0.0.1" {
 		t.Errorf("resolved %+v", tg)
+	}
+	if tg.slow || tg.slowFor != DefaultSlowFor {
+		t.Errorf("slow %v for %v, want off and the default bound %v", tg.slow, tg.slowFor, DefaultSlowFor)
+	}
+	for _, d := range []time.Duration{MinSlowFor, MaxSlowFor} {
+		tg, err := (&Options{Target: "https://example.test", Slow: true, SlowFor: d}).resolve()
+		if err != nil || !tg.slow || tg.slowFor != d {
+			t.Errorf("SlowFor %v: %v, %+v", d, err, tg)
+		}
 	}
 }
