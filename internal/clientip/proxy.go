@@ -39,6 +39,15 @@ const stage = "clientip"
 // (the connection guard, the TLS server, reqinfo.Info.Peer) sees the real
 // client without further work.
 func (r *Resolver) Listener(ln net.Listener) net.Listener {
+	return r.ListenerFollowing(ln, func() *Resolver { return r })
+}
+
+// ListenerFollowing is Listener for a server whose config is reloaded:
+// whether the PROXY protocol is spoken is r's, fixed for the listener's
+// life, but the trusted peers are those of current() at each accept, so a
+// proxy removed from trusted_proxies by a reload can no longer name
+// clients from the next connection on.
+func (r *Resolver) ListenerFollowing(ln net.Listener, current func() *Resolver) net.Listener {
 	if r.mode != modeProxy {
 		return ln
 	}
@@ -51,7 +60,7 @@ func (r *Resolver) Listener(ln net.Listener) net.Listener {
 	}
 	l.pp = &proxyproto.Listener{
 		Listener:          ln,
-		ConnPolicy:        l.policy(r.trusted),
+		ConnPolicy:        l.policy(current),
 		ValidateHeader:    validateHeader,
 		ReadHeaderTimeout: headerTimeout,
 	}
@@ -75,10 +84,10 @@ type proxyListener struct {
 // policy is a go-proxyproto ConnPolicy: REQUIRE a header from trusted
 // peers, drop everyone else at accept (an error wrapping
 // ErrInvalidUpstream closes that connection and keeps listening).
-func (l *proxyListener) policy(trusted []netip.Prefix) proxyproto.ConnPolicyFunc {
+func (l *proxyListener) policy(current func() *Resolver) proxyproto.ConnPolicyFunc {
 	return func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
 		peer := accept.PeerAddr(o.Upstream)
-		if peer.IsValid() && contains(trusted, peer) {
+		if peer.IsValid() && contains(current().trusted, peer) {
 			return proxyproto.REQUIRE, nil
 		}
 		l.refuse("untrusted-peer", peer)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +233,52 @@ func TestProxyListenerCloseUnblocksAccept(t *testing.T) {
 		t.Fatal("Accept still blocked after Close")
 	}
 	expectClosed(t, pending)
+}
+
+// A listener following the resolver in effect: once a reload has taken a
+// proxy out of trusted_proxies, its next connection is refused even with a
+// valid PROXY header (before, the listener kept the list it started with).
+func TestProxyListenerFollowsTheTrustedProxiesInEffect(t *testing.T) {
+	var current atomic.Pointer[Resolver]
+	current.Store(mustNew(t, Config{TrustedProxies: []string{"127.0.0.1/32"}, ClientIP: Source{ProxyProtocol: true}}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := current.Load().ListenerFollowing(ln, current.Load)
+	t.Cleanup(func() { _ = pl.Close() })
+	got := make(chan string, 4)
+	go func() {
+		for {
+			c, err := pl.Accept()
+			if err != nil {
+				return
+			}
+			got <- c.RemoteAddr().String()
+			_ = c.Close()
+		}
+	}()
+	send := func() net.Conn {
+		c := dialFrom(t, "127.0.0.1", pl.Addr().String())
+		if _, err := header(1, "198.51.100.7:4711", "192.0.2.1:443").WriteTo(c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	send()
+	select {
+	case a := <-got:
+		if a != "198.51.100.7:4711" {
+			t.Fatalf("RemoteAddr = %s, want the client the header names", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the trusted proxy's connection was not accepted")
+	}
+	current.Store(mustNew(t, Config{TrustedProxies: []string{"10.0.0.0/8"}, ClientIP: Source{ProxyProtocol: true}}))
+	expectClosed(t, send())
+	select {
+	case a := <-got:
+		t.Fatalf("a connection from a proxy no longer trusted was accepted as %s", a)
+	case <-time.After(200 * time.Millisecond):
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ type Server struct {
 	Load func() (*config.Config, error)
 
 	pipe      atomic.Pointer[pipeline.Pipeline]
+	resolver  atomic.Pointer[clientip.Resolver] // the listeners' view of trusted_proxies, replaced on reload
 	shared    *pipeline.Shared
 	conns     *connguard.Guard
 	tlsConf   atomic.Pointer[tls.Config]
@@ -66,14 +68,13 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 		_ = store.Close()
 		return nil, err
 	}
-	resolver, err := clientip.New(cfg.Stages.Config)
-	if err != nil {
-		return nil, err
-	}
+	resolver := s.resolver.Load()
 	// Stage 1 sits under TLS: a refused connection costs no handshake. A
 	// trusted proxy carries many clients, so it meets only the total cap.
+	// Both the cap and the PROXY protocol listener ask the resolver in
+	// effect, so a reload that changes trusted_proxies applies to them too.
 	s.conns = connguard.New(cfg.Limits.Connections)
-	s.conns.SetSharedPeer(resolver.SharedPeer)
+	s.conns.SetSharedPeer(func(peer netip.Addr) bool { return s.resolver.Load().SharedPeer(peer) })
 	gate := func(peer netip.AddrPort) bool { return s.conns.AllowHandshake(peer.Addr()) }
 	lim := limitsOf(cfg)
 	for _, addr := range cfg.ListenAddrs() {
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-		guarded := s.conns.Listener(resolver.Listener(ln))
+		guarded := s.conns.Listener(resolver.ListenerFollowing(ln, s.resolver.Load))
 		s.listeners = append(s.listeners, protoguard.NewListener(guarded, lim, s.tlsConf.Load, gate))
 	}
 	s.http = &http.Server{
@@ -158,11 +159,22 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	resolver, err := clientip.New(cfg.Stages.Config)
+	if err != nil {
+		return err
+	}
+	if prev := s.resolver.Load(); prev != nil && prev.ProxyProtocol() != resolver.ProxyProtocol() {
+		// The listeners speak the PROXY protocol or not from their start;
+		// a config that says otherwise would have them disagree with
+		// stage 6 about who the client is.
+		return fmt.Errorf("%s: client_ip.proxy_protocol changed from %v to %v: that takes a restart (rampart serve), not a reload", cfg.File, prev.ProxyProtocol(), resolver.ProxyProtocol())
+	}
 	p, err := pipeline.Build(ctx, cfg, s.shared)
 	if err != nil {
 		return err
 	}
 	s.tlsConf.Store(tc)
+	s.resolver.Store(resolver)
 	old := s.pipe.Swap(p)
 	observe.Metrics.ConfigInfo.Reset()
 	observe.Metrics.ConfigInfo.WithLabelValues(cfg.SHA256).Set(1)
@@ -182,7 +194,8 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
 
 // Reload re-reads the config and, if it loads and builds, replaces the
 // running one. On error the running config stays and the error is logged.
-// Listener addresses and log destinations take effect on restart only.
+// The keys RestartOnlyChanges lists take effect on restart only; a reload
+// that changes them logs a warning naming them.
 func (s *Server) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -190,7 +203,9 @@ func (s *Server) Reload(ctx context.Context) error {
 		return errors.New("reload: no config file to re-read")
 	}
 	cfg, err := s.Load()
+	var restartOnly []string
 	if err == nil {
+		restartOnly = RestartOnlyChanges(s.Config(), cfg)
 		err = s.apply(ctx, cfg)
 	}
 	if err != nil {
@@ -200,7 +215,41 @@ func (s *Server) Reload(ctx context.Context) error {
 	}
 	observe.Metrics.ConfigReloads.WithLabelValues("ok").Inc()
 	observe.Default().Event(slog.LevelInfo, "config reloaded", slog.String("sha256", cfg.SHA256))
+	if len(restartOnly) > 0 {
+		observe.Default().Event(slog.LevelWarn, "config reloaded, but these changes take effect only when rampart is restarted",
+			slog.Any("keys", restartOnly))
+	}
 	return nil
+}
+
+// RestartOnlyChanges lists the keys whose change a reload cannot apply:
+// what is bound, opened or dropped once at start (listeners, the admin
+// listener and its bounds, logs, the state store, the user, the sandbox).
+// Everything else — sites, routes, TLS certificates and policy, limits of
+// the public listeners, stages, trusted_proxies — a reload applies.
+func RestartOnlyChanges(running, next *config.Config) []string {
+	var keys []string
+	changed := func(key string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			keys = append(keys, key)
+		}
+	}
+	changed("listen", running.ListenAddrs(), next.ListenAddrs())
+	changed("admin.listen", running.Admin.Listen, next.Admin.Listen)
+	changed("log.access", running.Log.Access, next.Log.Access)
+	changed("log.security", running.Log.Security, next.Log.Security)
+	changed("state", running.State, next.State)
+	changed("user", running.User, next.User)
+	changed("group", running.Group, next.Group)
+	changed("sandbox", running.Sandbox, next.Sandbox)
+	// The admin listener's bounds come from limits when it starts.
+	r, n := running.Limits, next.Limits
+	changed("limits.read_header_timeout (admin listener)", r.ReadHeaderTimeout, n.ReadHeaderTimeout)
+	changed("limits.body_read_timeout (admin listener)", r.BodyReadTimeout, n.BodyReadTimeout)
+	changed("limits.send_timeout (admin listener)", r.SendTimeout, n.SendTimeout)
+	changed("limits.idle_timeout (admin listener)", r.IdleTimeout, n.IdleTimeout)
+	changed("limits.max_header_bytes (admin listener)", r.MaxHeaderBytes, n.MaxHeaderBytes)
+	return keys
 }
 
 // Config returns the config in effect.

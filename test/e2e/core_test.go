@@ -568,4 +568,52 @@ func TestClientIdentity_ProxyProtocolThroughTheServer(t *testing.T) {
 		c.Close()
 		t.Fatal("a trusted peer without a PROXY header was served")
 	}
+
+	// Turning the PROXY protocol off takes a restart: the reload is
+	// refused, naming the key, and the running config stays.
+	cfg, _ := os.ReadFile(e.cfgFile)
+	must(t, os.WriteFile(e.cfgFile, []byte(strings.Replace(string(cfg), "client_ip: {proxy_protocol: true}\n", "", 1)), 0o644))
+	if err := e.srv.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "client_ip.proxy_protocol") {
+		t.Fatalf("reload that switches the PROXY protocol off: %v, want a refusal naming client_ip.proxy_protocol", err)
+	}
+	if c, err := dial(true); err != nil {
+		t.Fatalf("after the refused reload, with PROXY header: %v", err)
+	} else {
+		c.Close()
+	}
+	// Taking the proxy out of trusted_proxies applies at once: its next
+	// connection is refused, PROXY header or not.
+	must(t, os.WriteFile(e.cfgFile, []byte(strings.Replace(string(cfg), "trusted_proxies: [127.0.0.1/32]", "trusted_proxies: [10.9.9.9/32]", 1)), 0o644))
+	if err := e.srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dial(true); err == nil {
+		c.Close()
+		t.Fatal("a proxy removed from trusted_proxies by a reload still named its client")
+	}
+}
+
+// A reload applies what it can and says which changed keys wait for a
+// restart (here the access log's destination and the listen address).
+func TestReload_NamesTheKeysThatTakeARestart(t *testing.T) {
+	e := start(t, baseConfig)
+	cfg, _ := os.ReadFile(e.cfgFile)
+	next := strings.Replace(string(cfg), "log: {access: off,", "log: {access: stdout,", 1)
+	next = strings.Replace(next, `listen: "127.0.0.1:0"`, `listen: "127.0.0.1:0"`+"\nlisteners: []", 1)
+	next = strings.Replace(next, "      - exact: /\n", "      - exact: /\n      - exact: /newroute\n", 1)
+	must(t, os.WriteFile(e.cfgFile, []byte(next), 0o644))
+	if err := e.srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.get("/newroute")
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("new route: status %d, want the rest of the reload applied", resp.StatusCode)
+	}
+	waitFor(t, "the restart-only keys named", func() bool {
+		return strings.Contains(e.securityLog(), "take effect only when rampart is restarted") && strings.Contains(e.securityLog(), `"log.access"`)
+	})
+	if strings.Contains(e.securityLog(), `"listen"`) {
+		t.Errorf("listen named although the addresses did not change:\n%s", e.securityLog())
+	}
 }

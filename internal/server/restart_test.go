@@ -1,0 +1,47 @@
+package server
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/rampart-proxy/rampart/internal/config"
+)
+
+const restartBase = `listen: "127.0.0.1:8443"
+admin: {listen: "127.0.0.1:9901"}
+tls: {cert: c.pem, key: k.pem}
+sites:
+  - host: app.example.com
+    upstream: {targets: ["http://127.0.0.1:9001"]}
+    routes:
+      - prefix: /
+`
+
+func TestRestartOnlyChanges(t *testing.T) {
+	parse := func(doc string) *config.Config {
+		t.Helper()
+		c, err := config.Parse("rampart.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	base := parse(restartBase)
+	for _, tt := range []struct {
+		name, prefix string
+		want         []string
+	}{
+		{"nothing that needs a restart", "limits: {max_body: 1MiB, body_min_rate: 2KiB}\ntrusted_proxies: [10.0.0.1/32]\n", nil},
+		{"listeners", "listeners: [\"127.0.0.1:8443\", \"[::1]:8443\"]\n", []string{"listen"}},
+		{"logs and user", "log: {access: /var/log/a.log}\nuser: rampart\n", []string{"log.access", "user"}},
+		{"admin bounds", "limits: {read_header_timeout: 5s}\n", []string{"limits.read_header_timeout (admin listener)"}},
+		{"state", "state: {store: redis, redis: {address: \"127.0.0.1:6379\"}}\n", []string{"state"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			next := parse(tt.prefix + restartBase)
+			if got := RestartOnlyChanges(base, next); !slices.Equal(got, tt.want) {
+				t.Errorf("RestartOnlyChanges = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
