@@ -339,14 +339,15 @@ func (c *Conn) bodyWait() (wait time.Duration, tooSlow bool) {
 	if c.lim.BodyMinRate <= 0 || wait <= 0 {
 		return wait, false
 	}
-	paid := time.Duration(float64(c.bodyBytes) / float64(c.lim.BodyMinRate) * float64(time.Second))
-	left := c.lim.BodyReadTimeout + paid - c.bodyWaited
-	if left >= wait {
+	// In float seconds: bytes/rate can exceed what a Duration holds (a
+	// large upload at a small rate), and wrapping would cut a fast body.
+	left := wait.Seconds() + float64(c.bodyBytes)/float64(c.lim.BodyMinRate) - c.bodyWaited.Seconds()
+	if left >= wait.Seconds() {
 		return wait, false
 	}
 	// A deadline in the past makes the read fail at once; 1ns is the
 	// nearest to "now" that SetReadDeadline does not read as "none".
-	return max(left, time.Nanosecond), true
+	return max(time.Duration(left*float64(time.Second)), time.Nanosecond), true
 }
 
 // step advances the parser over buffered bytes. It reports whether it made
@@ -404,7 +405,11 @@ func (c *Conn) step() bool {
 			c.st = sBody
 			c.remaining = f.contentLength
 		}
-		c.bodyWaited, c.bodyBytes = 0, 0
+		// Body bytes that came with the head count for the body.
+		c.bodyWaited, c.bodyBytes = 0, int64(c.w-c.ok)
+		if c.st == sBody {
+			c.bodyBytes = min(c.bodyBytes, c.remaining)
+		}
 		return true
 	case sBody, sChunkData:
 		if len(data) == 0 {
@@ -709,6 +714,10 @@ func (c *Conn) Close() error {
 	})
 	return err
 }
+
+// Closing reports whether rampart has begun to close the connection (Close
+// or the drain's CloseAll): a read or write failing now failed for that.
+func (c *Conn) Closing() bool { return c.closing.Load() }
 
 // OnClose registers f to run once the connection is closed, by whoever
 // closes it (a tunnel taken over from net/http learns so of the drain on

@@ -319,6 +319,11 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		lastErr = err
+		if bodyFailure(req) != nil {
+			// The client's body broke off: not the target's failure
+			// (errorHandler answers 408/400).
+			return nil, err
+		}
 		var op *net.OpError
 		if !errors.As(err, &op) || op.Op != "dial" {
 			t.failed.Inc()

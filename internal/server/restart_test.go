@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rampart-proxy/rampart/internal/config"
@@ -34,7 +35,8 @@ func TestRestartOnlyChanges(t *testing.T) {
 		{"nothing that needs a restart", "limits: {max_body: 1MiB, body_min_rate: 2KiB}\ntrusted_proxies: [10.0.0.1/32]\n", nil},
 		{"listeners", "listeners: [\"127.0.0.1:8443\", \"[::1]:8443\"]\n", []string{"listen"}},
 		{"logs and user", "log: {access: /var/log/a.log}\nuser: rampart\n", []string{"log.access", "user"}},
-		{"admin bounds", "limits: {read_header_timeout: 5s}\n", []string{"limits.read_header_timeout (admin listener)"}},
+		{"net/http's bounds", "limits: {read_header_timeout: 5s, idle_timeout: 30s}\n", []string{"limits.read_header_timeout", "limits.idle_timeout"}},
+		{"admin bounds", "limits: {send_timeout: 5s}\n", []string{"limits.send_timeout (admin listener)"}},
 		{"state", "state: {store: redis, redis: {address: \"127.0.0.1:6379\"}}\n", []string{"state"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,5 +45,10 @@ func TestRestartOnlyChanges(t *testing.T) {
 				t.Errorf("RestartOnlyChanges = %q, want %q", got, tt.want)
 			}
 		})
+	}
+	// Without an admin listener its bounds are not named.
+	noAdmin := strings.Replace(restartBase, `admin: {listen: "127.0.0.1:9901"}`, `admin: {listen: "off"}`, 1)
+	if got := RestartOnlyChanges(parse(noAdmin), parse("limits: {send_timeout: 5s}\n"+noAdmin)); got != nil {
+		t.Errorf("admin off: RestartOnlyChanges = %q, want none", got)
 	}
 }

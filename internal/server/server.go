@@ -224,9 +224,10 @@ func (s *Server) Reload(ctx context.Context) error {
 
 // RestartOnlyChanges lists the keys whose change a reload cannot apply:
 // what is bound, opened or dropped once at start (listeners, the admin
-// listener and its bounds, logs, the state store, the user, the sandbox).
-// Everything else — sites, routes, TLS certificates and policy, limits of
-// the public listeners, stages, trusted_proxies — a reload applies.
+// listener and its bounds, logs, the state store, the user, the sandbox)
+// and the limits net/http's servers take at start (header timeout, idle
+// timeout, head size). Everything else — sites, routes, TLS certificates
+// and policy, the other limits, stages, trusted_proxies — a reload applies.
 func RestartOnlyChanges(running, next *config.Config) []string {
 	var keys []string
 	changed := func(key string, a, b any) {
@@ -242,13 +243,18 @@ func RestartOnlyChanges(running, next *config.Config) []string {
 	changed("user", running.User, next.User)
 	changed("group", running.Group, next.Group)
 	changed("sandbox", running.Sandbox, next.Sandbox)
-	// The admin listener's bounds come from limits when it starts.
+	// net/http's servers take these when they start (its header timeout
+	// bounds a whole head, its keepalive the idle time, its head limit is
+	// the guard's plus 4 KiB); the guard's own checks follow a reload.
 	r, n := running.Limits, next.Limits
-	changed("limits.read_header_timeout (admin listener)", r.ReadHeaderTimeout, n.ReadHeaderTimeout)
-	changed("limits.body_read_timeout (admin listener)", r.BodyReadTimeout, n.BodyReadTimeout)
-	changed("limits.send_timeout (admin listener)", r.SendTimeout, n.SendTimeout)
-	changed("limits.idle_timeout (admin listener)", r.IdleTimeout, n.IdleTimeout)
-	changed("limits.max_header_bytes (admin listener)", r.MaxHeaderBytes, n.MaxHeaderBytes)
+	changed("limits.read_header_timeout", r.ReadHeaderTimeout, n.ReadHeaderTimeout)
+	changed("limits.idle_timeout", r.IdleTimeout, n.IdleTimeout)
+	changed("limits.max_header_bytes", r.MaxHeaderBytes, n.MaxHeaderBytes)
+	if running.Admin.Listen != "off" {
+		// The admin listener's other bounds come from limits too.
+		changed("limits.body_read_timeout (admin listener)", r.BodyReadTimeout, n.BodyReadTimeout)
+		changed("limits.send_timeout (admin listener)", r.SendTimeout, n.SendTimeout)
+	}
 	return keys
 }
 

@@ -282,34 +282,38 @@ func (t *tunnel) takenOver() bool {
 // loops carry on. Called by both copy loops; the second call only reports.
 func (t *tunnel) start() bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.started {
+		t.mu.Unlock()
 		return true
 	}
 	if t.client.conn == nil || t.upstream.conn == nil {
+		t.mu.Unlock()
 		return false
 	}
 	t.started = true
 	t.opened = time.Now()
 	tunnelsOpen.Add(1)
 	tunnelsChanged(true)
+	t.touch()
+	if t.idle > 0 {
+		t.timer = time.AfterFunc(t.idle, t.checkIdle)
+	}
+	t.mu.Unlock()
 	if oc, ok := t.client.conn.(interface{ OnClose(func()) }); ok {
 		// Closed by someone else (the drain on shutdown): end the tunnel.
 		// The end is logged at once, before the drain closes the logs; the
 		// teardown runs in a goroutine, as the hook runs inside the
-		// connection's Close.
+		// connection's Close. Registered without t.mu held: on a
+		// connection already closed the hook runs here and now.
 		oc.OnClose(func() {
 			if t.end(EndedByServer) {
 				go t.teardown()
 			}
 		})
 	}
-	t.touch()
-	if t.idle > 0 {
-		t.timer = time.AfterFunc(t.idle, t.checkIdle)
-	}
 	// Both legs start with a pump: bytes may already sit in a buffer above
-	// the socket (TLS records, the transport's reader).
+	// the socket (TLS records, the transport's reader). On a tunnel the
+	// hook has just ended they stop at their first read.
 	go t.client.pump()
 	go t.upstream.pump()
 	return true
@@ -366,6 +370,11 @@ func (t *tunnel) end(by string) bool {
 	t.closed = true
 	if t.clientEOF && by == EndedByUpstream {
 		by = EndedByClient // the upstream answered the client's close
+	}
+	if cc, ok := t.client.conn.(interface{ Closing() bool }); ok && by == EndedByClient && cc.Closing() {
+		// The client's connection failed because rampart is closing it
+		// (the drain): a pump saw that before the close hook ran.
+		by = EndedByServer
 	}
 	if t.timer != nil {
 		t.timer.Stop()
@@ -458,11 +467,19 @@ func (l *leg) side() string {
 // half-close.
 func (t *tunnel) halfClose() bool {
 	cw, ok := t.upConn.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
+	if !ok {
 		return false
 	}
+	// Noted before the upstream can see the FIN and close: its end is
+	// then put down to the client.
 	t.mu.Lock()
 	t.clientEOF = true
 	t.mu.Unlock()
+	if cw.CloseWrite() != nil {
+		t.mu.Lock()
+		t.clientEOF = false
+		t.mu.Unlock()
+		return false
+	}
 	return true
 }

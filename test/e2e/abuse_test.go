@@ -425,6 +425,11 @@ func slowPOST(t *testing.T, wafMode string) {
 			t.Errorf("a slow body reached the upstream whole")
 		}
 	}
+	for _, l := range strings.Split(e.metrics(), "\n") {
+		if strings.HasPrefix(l, "rampart_upstream_requests_total") && strings.Contains(l, `outcome="error"`) && !strings.HasSuffix(l, " 0") {
+			t.Errorf("a client's slow body was counted as an upstream error: %s", l)
+		}
+	}
 	body := `{"note":"` + strings.Repeat("b", 20000-11) + `"}`
 	resp, err := e.client().Post("https://app.test/api/upload", "application/json", strings.NewReader(body))
 	if err != nil {

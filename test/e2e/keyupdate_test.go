@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	bin "encoding/binary"
 	"encoding/hex"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -77,8 +78,14 @@ func TestKeyUpdateFloodFromAClientThatDoesNotReadEndsAtSendTimeout(t *testing.T)
 		for i := 0; i < 15; i++ {
 			batch = append(batch, w.keyUpdate()...)
 		}
-		if write(append(batch, w.record(0x17, []byte("x"))...)) != nil {
-			break // the server stopped reading: its answers are stuck
+		if err := write(append(batch, w.record(0x17, []byte("x"))...)); err != nil {
+			// The server stopped reading: its answers are stuck. A reset
+			// or a close would be another failure.
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("flood write failed with %v, want a timeout (the server no longer reading)", err)
+			}
+			break
 		}
 	}
 	stalled := time.Now()

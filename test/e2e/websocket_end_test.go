@@ -112,3 +112,53 @@ func TestWebSocket_EndIsLoggedWithWhoEndedItAndTheBytes(t *testing.T) {
 		t.Errorf("upstream end: %v bytes to the client, want the 4-byte echo", b)
 	}
 }
+
+// A tunnel carrying traffic when the drain closes it is logged as ended by
+// the server, not by the client, although its pumps see the client's
+// connection fail before the close hook runs.
+func TestWebSocket_BusyTunnelClosedByTheDrainIsLoggedAsServer(t *testing.T) {
+	cfg := strings.Replace(baseConfig, "log: {access: off,", `log: {access: "{{DIR}}/access.log",`, 1)
+	e := start(t, cfg)
+	c := wsDial(t, e, "/ws")
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := c.Write(ctx, websocket.MessageText, []byte("busy"))
+			if err == nil {
+				_, _, err = c.Read(ctx)
+			}
+			cancel()
+			if err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	sctx, scancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer scancel()
+	_ = e.srv.Shutdown(sctx)
+	close(stop)
+	<-busy
+	var by string
+	waitFor(t, "the end logged", func() bool {
+		for _, m := range e.accessLines() {
+			if m["msg"] == "websocket-end" {
+				by, _ = m["ended_by"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	if by != "server" {
+		t.Errorf("a busy tunnel closed by the drain was logged as ended by %q, want server", by)
+	}
+}
