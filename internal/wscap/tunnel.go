@@ -384,8 +384,12 @@ func (t *tunnel) end(by string) bool {
 		p.remove(&t.upstream)
 	}
 	t.mu.Unlock()
+	in, out := t.client.copied.Load(), t.upstream.copied.Load()
+	endedBy[by].Inc()
+	bytesFromClients.Add(float64(in))
+	bytesToClients.Add(float64(out))
 	if t.req != nil {
-		observe.Default().TunnelEnd(t.req, t.host, by, time.Since(t.opened), t.client.copied.Load(), t.upstream.copied.Load())
+		observe.Default().TunnelEnd(t.req, t.host, by, time.Since(t.opened), in, out)
 	}
 	return true
 }

@@ -45,6 +45,28 @@ var openGauge = promauto.With(observe.Registry).NewGaugeVec(prometheus.GaugeOpts
 	Help: "WebSockets open, by site.",
 }, []string{"site"})
 
+// Tunnels ended, by who ended them (client, upstream, idle, server), and
+// the bytes they carried: a rise of "idle" or "server" ends, or of bytes
+// from clients, shows on a dashboard without reading the access log.
+var (
+	endedCounter = promauto.With(observe.Registry).NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_websockets_ended_total",
+		Help: "WebSocket tunnels ended, by the side that ended them.",
+	}, []string{"ended_by"})
+	bytesCounter = promauto.With(observe.Registry).NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_websocket_bytes_total",
+		Help: "Bytes carried by ended WebSocket tunnels after the 101, by direction.",
+	}, []string{"direction"})
+	endedBy = map[string]prometheus.Counter{
+		EndedByClient:   endedCounter.WithLabelValues(EndedByClient),
+		EndedByUpstream: endedCounter.WithLabelValues(EndedByUpstream),
+		EndedByIdle:     endedCounter.WithLabelValues(EndedByIdle),
+		EndedByServer:   endedCounter.WithLabelValues(EndedByServer),
+	}
+	bytesFromClients = bytesCounter.WithLabelValues("from_client")
+	bytesToClients   = bytesCounter.WithLabelValues("to_client")
+)
+
 // Site counts the WebSockets of one site. Keep it across config reloads
 // (Update changes the cap) so that open sockets stay counted.
 type Site struct {

@@ -11,7 +11,32 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rampart-proxy/rampart/internal/observe"
 )
+
+// registryValue reads a counter of the process's metrics registry by one
+// label.
+func registryValue(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := observe.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
 
 // accessLines decodes the access log written to {{DIR}}/access.log.
 func (e *env) accessLines() []map[string]any {
@@ -100,6 +125,16 @@ func TestWebSocket_EndIsLoggedWithWhoEndedItAndTheBytes(t *testing.T) {
 		if m["host"] != "app.test" || m["path"] != "/ws" || m["client"] != "127.0.0.1" {
 			t.Errorf("%s end: host/path/client = %v/%v/%v", by, m["host"], m["path"], m["client"])
 		}
+	}
+	// The same ends, counted (read in process: the drain closed the admin
+	// listener; other tests' tunnels count too, so at least these four).
+	for _, by := range []string{"client", "upstream", "idle", "server"} {
+		if v := registryValue(t, "rampart_websockets_ended_total", "ended_by", by); v < 1 {
+			t.Errorf("rampart_websockets_ended_total{ended_by=%q} = %v, want at least 1", by, v)
+		}
+	}
+	if v := registryValue(t, "rampart_websocket_bytes_total", "direction", "from_client"); v < 33 {
+		t.Errorf("rampart_websocket_bytes_total from clients = %v, want at least the 33 bytes of the first tunnel", v)
 	}
 	in, out := got["client"]["bytes_from_client"].(float64), got["client"]["bytes_to_client"].(float64)
 	if in < 33 || out < 21 || in > 200 || out > 200 {
