@@ -46,7 +46,9 @@ func TestBodyBuffer_ReadsOnceAndForwardsSameBytes(t *testing.T) {
 	}
 }
 
-func TestBodyBuffer_WriteTo(t *testing.T) {
+// The reader handed upstream gives the buffered bytes, then the rest of an
+// over-limit body.
+func TestBodyBuffer_ReaderGivesTheBufferThenTheRest(t *testing.T) {
 	src := strings.NewReader("0123456789abcdef")
 	b, err := readBody(src, 8)
 	if err != nil {

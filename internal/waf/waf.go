@@ -477,30 +477,6 @@ func (br *bodyReader) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-// WriteTo lets io.Copy (the transport writing the request upstream) take
-// the buffered bytes without copying them through its own buffer. The
-// write happens outside the lock, holding a reference to the buffer so
-// that a concurrent Close cannot return it to the pool meanwhile.
-func (br *bodyReader) WriteTo(w io.Writer) (int64, error) {
-	br.mu.Lock()
-	if br.closed {
-		br.mu.Unlock()
-		return 0, http.ErrBodyReadAfterClose
-	}
-	data := br.data
-	br.data = nil
-	br.b.refs.Add(1)
-	br.mu.Unlock()
-	n, err := w.Write(data)
-	br.b.release()
-	total := int64(n)
-	if err != nil || br.rest == nil {
-		return total, err
-	}
-	m, err := io.Copy(w, br.rest)
-	return total + m, err
-}
-
 func (br *bodyReader) Close() error {
 	br.mu.Lock()
 	if br.closed {
