@@ -84,9 +84,12 @@ type Limits struct {
 	// BodyMinRate is the average a request body must keep, in bytes per
 	// second of waiting for it, once its first body_read_timeout of
 	// waiting is used (a slow-POST guard); default 1KiB, 0 switches it off.
-	BodyMinRate  *units.ByteSize `yaml:"body_min_rate"`
-	SendTimeout  units.Duration  `yaml:"send_timeout"`  // longest wait for one write to the client; default 10s
-	DrainTimeout units.Duration  `yaml:"drain_timeout"` // graceful stop deadline; default 15s
+	BodyMinRate *units.ByteSize `yaml:"body_min_rate"`
+	// BodyBufferTotal bounds the request-body bytes held in memory for WAF
+	// inspection by all requests together; default 256MiB.
+	BodyBufferTotal units.ByteSize `yaml:"body_buffer_total"`
+	SendTimeout     units.Duration `yaml:"send_timeout"`  // longest wait for one write to the client; default 10s
+	DrainTimeout    units.Duration `yaml:"drain_timeout"` // graceful stop deadline; default 15s
 	// Connections are the caps of stage 1 (connections_per_client,
 	// connections_total, handshakes_per_client, max_clients).
 	Connections connguard.Config `yaml:",inline"`

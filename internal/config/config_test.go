@@ -575,6 +575,7 @@ func TestParse_AppliesSecureDefaults(t *testing.T) {
 		{"body read timeout", cfg.Limits.BodyReadTimeout.D(), 10 * time.Second},
 		{"send timeout", cfg.Limits.SendTimeout.D(), 10 * time.Second},
 		{"body min rate", cfg.Limits.MinBodyRate(), int64(1 << 10)},
+		{"body buffer total", cfg.Limits.BodyBufferTotal, units.ByteSize(256 << 20)},
 		{"drain timeout", cfg.Limits.DrainTimeout.D(), 15 * time.Second},
 		{"access log", cfg.Log.Access, "stdout"},
 		{"security log", cfg.Log.Security, "stderr"},
@@ -745,5 +746,12 @@ func TestParse_BodyMinRateZeroSwitchesItOff(t *testing.T) {
 	es := parseErrors(t, "limits:\n  body_min_rate: fast\n"+minimalYAML)
 	if es[0].Line != 2 || !strings.Contains(es[0].Key, "body_min_rate") {
 		t.Errorf("error %v, want line 2 naming limits.body_min_rate", es[0])
+	}
+}
+
+func TestParse_BodyBufferTotalBelow1MiBIsAnError(t *testing.T) {
+	es := parseErrors(t, "limits:\n  body_buffer_total: 512KiB\n"+minimalYAML)
+	if es[0].Line != 2 || !strings.Contains(es[0].Key, "body_buffer_total") || !strings.Contains(es[0].Msg, "1MiB") {
+		t.Errorf("error %v, want line 2 naming limits.body_buffer_total and the minimum", es[0])
 	}
 }

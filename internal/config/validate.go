@@ -53,6 +53,7 @@ func (c *Config) applyDefaults() {
 		l.BodyMinRate = &rate
 	}
 	setDur(&l.SendTimeout, 10*time.Second)
+	setSize(&l.BodyBufferTotal, 256<<20)
 	setDur(&l.DrainTimeout, 15*time.Second)
 	if c.Log.Access == "" {
 		c.Log.Access = "stdout"
@@ -182,6 +183,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.Limits.MaxURILength < 256 || c.Limits.MaxURILength > c.Limits.MaxHeaderBytes {
 		v.errf(p("limits", "max_uri_length"), "must be between 256B and max_header_bytes")
+	}
+	if c.Limits.BodyBufferTotal < 1<<20 {
+		v.errf(p("limits", "body_buffer_total"), "must be at least 1MiB (it bounds all bodies the WAF holds at once; the default is 256MiB)")
 	}
 	if len(c.Sites) == 0 {
 		v.errf(p("sites"), "no sites: rampart would refuse everything; add at least one site with host, upstream and routes")

@@ -31,6 +31,7 @@ import (
 	"github.com/rampart-proxy/rampart/internal/protoguard"
 	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/tlspolicy"
+	"github.com/rampart-proxy/rampart/internal/waf"
 )
 
 // Server is a running rampart.
@@ -175,6 +176,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	s.tlsConf.Store(tc)
 	s.resolver.Store(resolver)
+	waf.SetBufferBudget(int64(cfg.Limits.BodyBufferTotal))
 	old := s.pipe.Swap(p)
 	observe.Metrics.ConfigInfo.Reset()
 	observe.Metrics.ConfigInfo.WithLabelValues(cfg.SHA256).Set(1)

@@ -170,14 +170,22 @@ func (w *WAF) serve(rw http.ResponseWriter, r *http.Request, next http.Handler) 
 	var body *bodyBuffer
 	xxe := false
 	if it == nil && hasBody(r) {
+		counted := &budgetReader{r: r.Body}
+		defer counted.release()
 		var err error
-		body, err = readBody(r.Body, w.limit)
+		body, err = readBody(counted, w.limit)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			var ne net.Error
 			switch {
 			case errors.As(err, &mbe):
 				w.tooLarge(rw, r, start)
+			case errors.Is(err, errBudget):
+				// Every body held for inspection together is over
+				// limits.body_buffer_total: try again shortly.
+				rw.Header().Set("Connection", "close")
+				rw.Header().Set("Retry-After", "1")
+				w.refuse(rw, r, start, http.StatusServiceUnavailable, "buffer-budget", slog.Int64("buffer_total", bufferBudget.Load()))
 			case errors.As(err, &ne) && ne.Timeout():
 				// Stalled or too slow: the protocol guard logged it with
 				// the bytes and the time waited.

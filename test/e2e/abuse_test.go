@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -438,5 +440,52 @@ func slowPOST(t *testing.T, wafMode string) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || e.up.last().BodyLen != 20000 {
 		t.Errorf("normal POST: %d, upstream body %d bytes; want 200 and 20000", resp.StatusCode, e.up.last().BodyLen)
+	}
+}
+
+// The bodies the WAF holds for inspection are bounded together
+// (limits.body_buffer_total): while one client holds 600 KiB of a body it
+// has not finished, another 600 KiB body does not fit in 1 MiB and gets a
+// 503 with Retry-After; the first, once finished, goes through.
+func TestBodyBufferTotal_BoundsTheBodiesHeldTogether(t *testing.T) {
+	cfg := strings.Replace(abuseConfig, "  read_header_timeout: 3s\n", "  read_header_timeout: 3s\n  body_buffer_total: 1MiB\n", 1)
+	cfg = strings.Replace(cfg, `waf: {mode: "off"}`, `waf: {mode: block}`, 1)
+	e := start(t, cfg)
+	body := `{"note":"` + strings.Repeat("a", 600<<10-11) + `"}`
+	c, err := tls.Dial("tcp", e.addr, e.tlsConf("app.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
+	head := fmt.Sprintf("POST /api/upload HTTP/1.1\r\nHost: app.test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	if _, err := io.WriteString(c, head+body[:len(body)-10]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first body held", func() bool {
+		v, _ := strconv.ParseFloat(e.metric("rampart_waf_body_bytes_buffered"), 64)
+		return v >= 500<<10
+	})
+	resp, err := e.client().Post("https://app.test/api/upload", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second body: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if _, err := io.WriteString(c, body[len(body)-10:]); err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK || e.up.last().BodyLen != len(body) {
+		t.Errorf("first body: %d, upstream got %d bytes; want 200 and all %d", r.StatusCode, e.up.last().BodyLen, len(body))
+	}
+	if !strings.Contains(e.securityLog(), `"reason":"buffer-budget"`) {
+		t.Errorf("no waf/buffer-budget event")
 	}
 }
