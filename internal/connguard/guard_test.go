@@ -1,7 +1,6 @@
 package connguard
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 	"github.com/rampart-proxy/rampart/internal/state"
 	"github.com/rampart-proxy/rampart/internal/units"
 )
@@ -412,10 +411,7 @@ func TestUpdateKeepsLiveCounts(t *testing.T) {
 }
 
 func TestRefusalsAreLoggedOncePerClientPerInterval(t *testing.T) {
-	var log bytes.Buffer
-	var mu sync.Mutex
-	observe.SetDefault(observe.New(io.Discard, lockedWriter{&mu, &log}))
-	t.Cleanup(func() { observe.SetDefault(observe.New(io.Discard, io.Discard)) })
+	log := observetest.Security(t)
 
 	g := New(Config{ConnectionsPerClient: 1, ConnectionsTotal: 100})
 	now := time.Unix(1000, 0)
@@ -434,10 +430,8 @@ func TestRefusalsAreLoggedOncePerClientPerInterval(t *testing.T) {
 	now = now.Add(LogInterval)
 	g.refuse(ReasonPerClient, a, state.ClientUnit(a))
 
-	mu.Lock()
-	lines := strings.Count(log.String(), "\n")
 	text := log.String()
-	mu.Unlock()
+	lines := strings.Count(text, "\n")
 	if lines != 3 {
 		t.Fatalf("%d security events logged, want 3 (first of a, first of b, a after the interval):\n%s", lines, text)
 	}
@@ -447,17 +441,6 @@ func TestRefusalsAreLoggedOncePerClientPerInterval(t *testing.T) {
 	if got := counterValue(t, refusedTotal.WithLabelValues(ReasonPerClient)) - before; got != 52 {
 		t.Fatalf("rampart_connections_refused_total grew by %v, want every refusal (52)", got)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // flakyListener fails its first Accept calls with a temporary error.

@@ -2,45 +2,16 @@ package protoguard_test
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 	"github.com/rampart-proxy/rampart/internal/protoguard"
 )
-
-// securityLog sends the security log to a buffer for the test.
-func securityLog(t *testing.T) *lockedBuffer {
-	t.Helper()
-	prev := observe.Default()
-	buf := &lockedBuffer{}
-	observe.SetDefault(observe.New(io.Discard, buf))
-	t.Cleanup(func() { observe.SetDefault(prev) })
-	return buf
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // drip writes the body n bytes at a time every interval until the
 // connection fails or the body is sent; it returns how much was written.
@@ -63,7 +34,7 @@ func drip(c io.Writer, body string, n int, interval time.Duration) int {
 // second waited, so the guard ends it after about 375 ms, long before the
 // 10,000 bytes would have arrived (50 s).
 func TestConn_BodyBelowMinRateIsCutAfterTheGrace(t *testing.T) {
-	log := securityLog(t)
+	log := observetest.Security(t)
 	lim := defaultLimits()
 	lim.BodyReadTimeout = 300 * time.Millisecond
 	lim.BodyMinRate = 1000

@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 )
 
@@ -85,31 +84,7 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 }
 
 // captureSecurity sends the security log to a buffer for the test.
-func captureSecurity(t *testing.T) *syncBuffer {
-	t.Helper()
-	buf := &syncBuffer{}
-	prev := observe.Default()
-	observe.SetDefault(observe.New(io.Discard, buf))
-	t.Cleanup(func() { observe.SetDefault(prev) })
-	return buf
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func captureSecurity(t *testing.T) *observetest.Buffer { return observetest.Security(t) }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
