@@ -264,8 +264,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 }
 
-// fill reads more raw bytes. A body that stalls longer than BodyReadTimeout
-// ends the connection; heads are bounded by net/http's header timeout.
+// fill reads more raw bytes. A body read is bounded by bodyWait (the pause
+// limit and the minimum rate) and a failed one ends the connection; heads
+// are bounded by net/http's header timeout.
 func (c *Conn) fill() error {
 	if c.buf == nil {
 		c.buf = *bufPool.Get().(*[]byte)
@@ -288,34 +289,37 @@ func (c *Conn) fill() error {
 		c.buf = grown
 	}
 	inBody := c.st == sBody || c.st == sChunkData || c.st == sChunkSize || c.st == sChunkCRLF || c.st == sTrailer
-	if !inBody {
-		n, err := c.tls.Read(c.buf[c.w:])
-		c.w += n
-		if n > 0 {
-			return nil
+	var waitStart time.Time
+	var tooSlow bool
+	if inBody {
+		var wait time.Duration
+		waitStart = time.Now()
+		if wait, tooSlow = c.bodyWait(); wait > 0 {
+			_ = c.raw.SetReadDeadline(waitStart.Add(wait))
 		}
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		return err
-	}
-	waitStart := time.Now()
-	wait, tooSlow := c.bodyWait()
-	if wait > 0 {
-		_ = c.raw.SetReadDeadline(waitStart.Add(wait))
 	}
 	n, err := c.tls.Read(c.buf[c.w:])
 	c.w += n
-	c.bodyBytes += int64(n)
-	c.bodyWaited += time.Since(waitStart)
+	if inBody {
+		c.bodyBytes += int64(n)
+		c.bodyWaited += time.Since(waitStart)
+	}
 	if n > 0 {
 		return nil
 	}
 	if err == nil {
 		err = io.ErrNoProgress
 	}
-	// A stalled, too slow or broken body ends the connection: its framing
-	// can no longer be trusted, and net/http would otherwise wait again.
+	if inBody {
+		c.bodyFailed(err, tooSlow)
+	}
+	return err
+}
+
+// bodyFailed ends a connection whose body stalled, was too slow or broke:
+// its framing can no longer be trusted, and net/http would otherwise wait
+// again. A timeout is a security event, with the figures.
+func (c *Conn) bodyFailed(err error, tooSlow bool) {
 	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		reason := "body-stalled"
 		if tooSlow {
@@ -326,7 +330,6 @@ func (c *Conn) fill() error {
 	}
 	c.st = sClosed
 	c.err = err
-	return err
 }
 
 // bodyWait is how long the next read of a body may wait for the client:
