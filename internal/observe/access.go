@@ -28,17 +28,7 @@ func (a accessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes 
 	if a.off {
 		return
 	}
-	bp := linePool.Get().(*[]byte)
-	b := append((*bp)[:0], `{"time":"`...)
-	b = now.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","level":"INFO","msg":"access","request_id":`...)
-	b = appendJSONString(b, info.ID)
-	b = append(b, `,"client":"`...)
-	if a := clientOf(info); a.IsValid() {
-		b = a.AppendTo(b)
-	}
-	b = append(b, `","host":`...)
-	b = appendJSONString(b, r.Host)
+	bp, b := lineStart(now, "access", info, r.Host)
 	b = append(b, `,"method":`...)
 	b = appendJSONString(b, r.Method)
 	b = append(b, `,"path":`...)
@@ -57,6 +47,29 @@ func (a accessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes 
 	b = appendJSONString(b, info.TLSVersion)
 	b = append(b, `,"cache":`...)
 	b = appendJSONString(b, info.CacheState)
+	a.end(bp, b)
+}
+
+// lineStart begins a line in a pooled buffer: time, level, msg and the
+// request's id, client and host.
+func lineStart(now time.Time, msg string, info *reqinfo.Info, host string) (*[]byte, []byte) {
+	bp := linePool.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"`...)
+	b = append(b, msg...)
+	b = append(b, `","request_id":`...)
+	b = appendJSONString(b, info.ID)
+	b = append(b, `,"client":"`...)
+	if a := clientOf(info); a.IsValid() {
+		b = a.AppendTo(b)
+	}
+	b = append(b, `","host":`...)
+	return bp, appendJSONString(b, host)
+}
+
+// end closes the line, writes it and gives the buffer back to the pool.
+func (a accessLog) end(bp *[]byte, b []byte) {
 	b = append(b, "}\n"...)
 	_, _ = a.w.Write(b)
 	if cap(b) <= 4<<10 {
@@ -126,16 +139,7 @@ func (a accessLog) tunnelEnd(info *reqinfo.Info, host, endedBy string, open time
 	if a.off {
 		return
 	}
-	b := append(make([]byte, 0, 384), `{"time":"`...)
-	b = now.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","level":"INFO","msg":"websocket-end","request_id":`...)
-	b = appendJSONString(b, info.ID)
-	b = append(b, `,"client":"`...)
-	if a := clientOf(info); a.IsValid() {
-		b = a.AppendTo(b)
-	}
-	b = append(b, `","host":`...)
-	b = appendJSONString(b, host)
+	bp, b := lineStart(now, "websocket-end", info, host)
 	b = append(b, `,"path":`...)
 	b = appendJSONString(b, info.Path)
 	b = append(b, `,"route":`...)
@@ -150,6 +154,5 @@ func (a accessLog) tunnelEnd(info *reqinfo.Info, host, endedBy string, open time
 	b = strconv.AppendInt(b, fromClient, 10)
 	b = append(b, `,"bytes_to_client":`...)
 	b = strconv.AppendInt(b, toClient, 10)
-	b = append(b, "}\n"...)
-	_, _ = a.w.Write(b)
+	a.end(bp, b)
 }
