@@ -9,8 +9,10 @@ package observe
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -154,6 +156,20 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int) {
 	if r.Method != http.MethodHead {
 		_, _ = io.WriteString(w, body)
 	}
+}
+
+// BrokenBody answers a request whose body broke off while it was being
+// read: 408 when the client stalled or was too slow (the protocol guard
+// has logged that, with the figures), 400 otherwise; the connection
+// closes, as the body's framing can no longer be trusted. No event: the
+// client's failure is not an upstream's or a stage's.
+func BrokenBody(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadRequest
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		status = http.StatusRequestTimeout
+	}
+	w.Header().Set("Connection", "close")
+	WriteError(w, r, status)
 }
 
 // BufferedWriter batches log lines and flushes them every interval, so that

@@ -450,15 +450,7 @@ func (u *Upstream) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		return
 	}
 	if failed := bodyFailure(r); failed != nil {
-		// The client's body broke off: 408 when it stalled or was too slow
-		// (the guard logged it, with the figures), 400 otherwise. Not an
-		// upstream event.
-		status := http.StatusBadRequest
-		if errors.As(failed, &ne) && ne.Timeout() {
-			status = http.StatusRequestTimeout
-		}
-		w.Header().Set("Connection", "close")
-		observe.WriteError(w, r, status)
+		observe.BrokenBody(w, r, failed) // the client's failure, not the upstream's
 		return
 	}
 	info := reqinfo.Of(r)

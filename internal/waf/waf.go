@@ -187,10 +187,7 @@ func (w *WAF) serve(rw http.ResponseWriter, r *http.Request, next http.Handler) 
 				rw.Header().Set("Retry-After", "1")
 				w.refuse(rw, r, start, http.StatusServiceUnavailable, "buffer-budget", slog.Int64("buffer_total", bufferBudget.Load()))
 			case errors.As(err, &ne) && ne.Timeout():
-				// Stalled or too slow: the protocol guard logged it with
-				// the bytes and the time waited.
-				rw.Header().Set("Connection", "close")
-				observe.WriteError(rw, r, http.StatusRequestTimeout)
+				observe.BrokenBody(rw, r, err) // 408; the protocol guard logged it
 			default:
 				w.refuse(rw, r, start, http.StatusBadRequest, "body-read", slog.String("error", err.Error()))
 			}
