@@ -93,7 +93,13 @@ func defaultLimits() protoguard.Limits {
 func startGuarded(t *testing.T, lim protoguard.Limits) *guarded {
 	t.Helper()
 	g := &guarded{}
-	serveGuarded(t, g, lim, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serveGuarded(t, g, lim, nil, echoHandler(g, func(body io.Reader) (int64, error) { return io.Copy(io.Discard, body) }))
+	return g
+}
+
+// echoHandler is startGuarded's handler, taking the body with consume.
+func echoHandler(g *guarded, consume func(io.Reader) (int64, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gc := protoguard.FromContext(r.Context())
 		if gc == nil {
 			http.Error(w, "no guarded connection", http.StatusInternalServerError)
@@ -105,15 +111,14 @@ func startGuarded(t *testing.T, lim protoguard.Limits) *guarded {
 			fmt.Fprintf(w, "%s %s", rej.Stage, rej.Reason)
 			return
 		}
-		n, err := io.Copy(io.Discard, r.Body)
+		n, err := consume(r.Body)
 		g.record(r.Method+" "+r.URL.Path, err)
 		if err != nil {
 			panic(http.ErrAbortHandler) // end the connection without an answer
 		}
 		w.Header().Set("X-Sum", r.Trailer.Get("X-Sum"))
 		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, n)
-	}))
-	return g
+	})
 }
 
 // serveGuarded runs h in a real net/http server behind the guard on a

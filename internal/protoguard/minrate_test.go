@@ -2,7 +2,6 @@ package protoguard_test
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/observe/observetest"
-	"github.com/rampart-proxy/rampart/internal/protoguard"
 )
 
 // drip writes the body n bytes at a time every interval until the
@@ -134,31 +132,21 @@ func TestConn_NoMinRateBoundsOnlyThePause(t *testing.T) {
 	}
 }
 
+// slowReader is startGuarded's handler taking the body n bytes at a time,
+// every interval (as an upstream that takes a body slowly would).
 func slowReader(g *guarded, n int, every time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rej := protoguard.FromContext(r.Context()).Verdict(); rej != nil {
-			w.WriteHeader(rej.Status)
-			return
-		}
-		buf := make([]byte, n)
-		total := 0
-		var err error
-		for {
-			time.Sleep(every)
-			var k int
-			k, err = io.ReadFull(r.Body, buf)
-			total += k
-			if err != nil {
-				break
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = nil
-		}
-		g.record(r.Method+" "+r.URL.Path, err)
-		if err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, total)
+	return echoHandler(g, func(body io.Reader) (int64, error) {
+		return io.Copy(io.Discard, &pacedReader{r: body, n: n, every: every})
 	})
+}
+
+type pacedReader struct {
+	r     io.Reader
+	n     int
+	every time.Duration
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	time.Sleep(p.every)
+	return p.r.Read(b[:min(len(b), p.n)])
 }
