@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-proxy/rampart/internal/auth"
+	"github.com/rampart-proxy/rampart/internal/clientip"
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/observe"
 	"github.com/rampart-proxy/rampart/internal/protoguard"
@@ -38,11 +39,17 @@ import (
 // Pipeline is the request handler built from one config. It is immutable;
 // a reload builds a new one and swaps it in.
 type Pipeline struct {
-	Config *config.Config
-	sites  map[string]*site
-	all    []*site
-	auths  *auth.Set
+	Config   *config.Config
+	sites    map[string]*site
+	all      []*site
+	auths    *auth.Set
+	resolver *clientip.Resolver
 }
+
+// Resolver is this config's client identity: stage 6, and what the
+// listeners under TLS (PROXY protocol, connection caps) ask about trusted
+// proxies.
+func (p *Pipeline) Resolver() *clientip.Resolver { return p.resolver }
 
 // ServeHTTP runs the stages for one request.
 func (p *Pipeline) ServeHTTP(rw http.ResponseWriter, r *http.Request) {

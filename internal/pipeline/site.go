@@ -50,11 +50,11 @@ func Build(ctx context.Context, cfg *config.Config, shared *Shared) (*Pipeline, 
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Config: cfg, sites: map[string]*site{}}
 	b, err := newBuilder(cfg, shared)
 	if err != nil {
 		return nil, err
 	}
+	p := &Pipeline{Config: cfg, sites: map[string]*site{}, resolver: b.resolver}
 	// Every site's upstream exists before any route chain is built: edge
 	// authentication may fetch its keys from another site's upstream.
 	for i := range cfg.Sites {

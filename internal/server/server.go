@@ -41,7 +41,6 @@ type Server struct {
 	Load func() (*config.Config, error)
 
 	pipe      atomic.Pointer[pipeline.Pipeline]
-	resolver  atomic.Pointer[clientip.Resolver] // the listeners' view of trusted_proxies, replaced on reload
 	shared    *pipeline.Shared
 	conns     *connguard.Guard
 	tlsConf   atomic.Pointer[tls.Config]
@@ -69,13 +68,14 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 		_ = store.Close()
 		return nil, err
 	}
-	resolver := s.resolver.Load()
 	// Stage 1 sits under TLS: a refused connection costs no handshake. A
 	// trusted proxy carries many clients, so it meets only the total cap.
-	// Both the cap and the PROXY protocol listener ask the resolver in
-	// effect, so a reload that changes trusted_proxies applies to them too.
+	// Both the cap and the PROXY protocol listener ask the resolver of the
+	// pipeline in effect, so a reload that changes trusted_proxies applies
+	// to them too.
+	resolver := func() *clientip.Resolver { return s.pipe.Load().Resolver() }
 	s.conns = connguard.New(cfg.Limits.Connections)
-	s.conns.SetSharedPeer(func(peer netip.Addr) bool { return s.resolver.Load().SharedPeer(peer) })
+	s.conns.SetSharedPeer(func(peer netip.Addr) bool { return resolver().SharedPeer(peer) })
 	gate := func(peer netip.AddrPort) bool { return s.conns.AllowHandshake(peer.Addr()) }
 	lim := limitsOf(cfg)
 	for _, addr := range cfg.ListenAddrs() {
@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-		guarded := s.conns.Listener(resolver.ListenerFollowing(ln, s.resolver.Load))
+		guarded := s.conns.Listener(resolver().ListenerFollowing(ln, resolver))
 		s.listeners = append(s.listeners, protoguard.NewListener(guarded, lim, s.tlsConf.Load, gate))
 	}
 	s.http = &http.Server{
@@ -160,22 +160,17 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	resolver, err := clientip.New(cfg.Stages.Config)
-	if err != nil {
-		return err
-	}
-	if prev := s.resolver.Load(); prev != nil && prev.ProxyProtocol() != resolver.ProxyProtocol() {
+	if prev := s.pipe.Load(); prev != nil && prev.Config.ClientIP.ProxyProtocol != cfg.ClientIP.ProxyProtocol {
 		// The listeners speak the PROXY protocol or not from their start;
 		// a config that says otherwise would have them disagree with
 		// stage 6 about who the client is.
-		return fmt.Errorf("%s: client_ip.proxy_protocol changed from %v to %v: that takes a restart (rampart serve), not a reload", cfg.File, prev.ProxyProtocol(), resolver.ProxyProtocol())
+		return fmt.Errorf("%s: client_ip.proxy_protocol changed from %v to %v: that takes a restart (rampart serve), not a reload", cfg.File, prev.Config.ClientIP.ProxyProtocol, cfg.ClientIP.ProxyProtocol)
 	}
 	p, err := pipeline.Build(ctx, cfg, s.shared)
 	if err != nil {
 		return err
 	}
 	s.tlsConf.Store(tc)
-	s.resolver.Store(resolver)
 	waf.SetBufferBudget(int64(cfg.Limits.BodyBufferTotal))
 	old := s.pipe.Swap(p)
 	observe.Metrics.ConfigInfo.Reset()
