@@ -107,6 +107,7 @@ type Conn struct {
 	// client in it and how many bytes it brought (for BodyMinRate).
 	bodyWaited time.Duration
 	bodyBytes  int64
+	bodyErr    atomic.Pointer[error] // why a body broke off; read by handlers on other goroutines
 
 	heads     atomic.Int64 // heads released, synthetic included
 	served    atomic.Int64 // heads taken by the handler
@@ -330,6 +331,18 @@ func (c *Conn) bodyFailed(err error, tooSlow bool) {
 	}
 	c.st = sClosed
 	c.err = err
+	c.bodyErr.Store(&err)
+}
+
+// BodyFailure is why the request body on this connection broke off
+// (stalled, too slow, cut, malformed framing), or nil. A handler that
+// sees its request fail, or an upstream exchange fail, asks it to tell
+// the client's failure from an upstream's.
+func (c *Conn) BodyFailure() error {
+	if p := c.bodyErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // bodyWait is how long the next read of a body may wait for the client:
@@ -515,6 +528,7 @@ func (c *Conn) badBody(reason string) bool {
 	observe.Default().SecurityConn("protocol", reason, c.peer.Addr().String())
 	c.st = sClosed
 	c.err = errMalformedBody
+	c.bodyErr.Store(&c.err)
 	c.w = c.ok
 	return true
 }

@@ -22,7 +22,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -41,6 +40,7 @@ import (
 	"github.com/rampart-proxy/rampart/internal/deadline"
 	"github.com/rampart-proxy/rampart/internal/egress"
 	"github.com/rampart-proxy/rampart/internal/observe"
+	"github.com/rampart-proxy/rampart/internal/protoguard"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 	"github.com/rampart-proxy/rampart/internal/tlspolicy"
 	"github.com/rampart-proxy/rampart/internal/wscap"
@@ -202,51 +202,16 @@ func upstreamTLS(cfg *config.Config, s *config.Site) (*tls.Config, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Body != nil && r.Body != http.NoBody {
-		// Noted so that a request that fails because its client's body
-		// broke off (stalled, too slow, cut) is answered as the client's
-		// failure, not as an upstream's. (ReverseProxy hands its error
-		// handler its own copy of the request, with the body wrapped: the
-		// context is what reaches it.)
-		cb := &clientBody{ReadCloser: r.Body}
-		r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
-		r.Body = cb
-	}
-	u.rp.ServeHTTP(w, r)
-}
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.rp.ServeHTTP(w, r) }
 
-type clientBodyKey struct{}
-
-// clientBody is a request body that remembers the first error reading it
-// gave (other than its end). The transport reads it on its own goroutine.
-type clientBody struct {
-	io.ReadCloser
-	mu     sync.Mutex
-	failed error
-}
-
-func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		b.mu.Lock()
-		if b.failed == nil {
-			b.failed = err
-		}
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-// bodyFailure is the error the client's body gave r, if it gave one.
+// bodyFailure is why the client's body of r broke off, as the protocol
+// guard that cut it knows (nil without a guarded connection): a request
+// that fails for that is the client's failure, not an upstream's.
 func bodyFailure(r *http.Request) error {
-	cb, ok := r.Context().Value(clientBodyKey{}).(*clientBody)
-	if !ok {
-		return nil
+	if gc := protoguard.FromContext(r.Context()); gc != nil {
+		return gc.BodyFailure()
 	}
-	cb.mu.Lock()
-	defer cb.mu.Unlock()
-	return cb.failed
+	return nil
 }
 
 // Close drops idle upstream connections (after a reload replaced u).
