@@ -43,7 +43,10 @@ type matcher interface {
 	FindStringSubmatchIndex(s string) []int
 }
 
-type rx struct{ re matcher }
+type rx struct {
+	re  matcher
+	pre *prefilter // nil: run the expression on every value
+}
 
 func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	key, compile := "rampart-rx:(?s)"+opts.Arguments, func() (any, error) {
@@ -52,7 +55,7 @@ func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &rx{re: re}, nil
+		return &rx{re: re, pre: newPrefilter(expr)}, nil
 	}
 	if spellsNonUTF8(opts.Arguments) {
 		key, compile = "rampart-rx-bytes:"+opts.Arguments, func() (any, error) {
@@ -71,7 +74,7 @@ func newRx(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 }
 
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if !o.re.MatchString(value) {
+	if !o.pre.mayMatch(value) || !o.re.MatchString(value) {
 		return false
 	}
 	if !tx.Capturing() {
