@@ -35,7 +35,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
 
@@ -103,7 +102,7 @@ func build(cfg Config, rules string, opt buildOptions) (*WAF, error) {
 		return w, nil
 	}
 	wc := coraza.NewWAFConfig().
-		WithRootFS(coreruleset.FS).
+		WithRootFS(rulesFS).
 		WithDirectives(directives(cfg, opt.before, rules))
 	if opt.onMatch != nil {
 		wc = wc.WithErrorCallback(opt.onMatch)
