@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' $(FUZZFLAGS) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHead$$' $(FUZZFLAGS) ./internal/protoguard/
 	$(GO) test -run '^$$' -fuzz '^FuzzAccessLine$$' $(FUZZFLAGS) ./internal/observe/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrefilter$$' $(FUZZFLAGS) ./internal/waf/
 
 bench: bench-go bench-load
 

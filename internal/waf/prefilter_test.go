@@ -86,8 +86,12 @@ func generate(sb *strings.Builder, re *syntax.Regexp, rng *rand.Rand) {
 	switch re.Op {
 	case syntax.OpLiteral:
 		for _, r := range re.Rune {
-			if re.Flags&syntax.FoldCase != 0 && rng.IntN(2) == 0 {
-				r = unicode.SimpleFold(r)
+			if re.Flags&syntax.FoldCase != 0 {
+				// Any member of the case-fold orbit: k, K and the
+				// Kelvin sign, s, S and the long s.
+				for n := rng.IntN(4); n > 0; n-- {
+					r = unicode.SimpleFold(r)
+				}
 			}
 			sb.WriteRune(r)
 		}
@@ -98,12 +102,23 @@ func generate(sb *strings.Builder, re *syntax.Regexp, rng *rand.Rand) {
 		}
 		k := rng.IntN(n)
 		lo, hi := re.Rune[2*k], re.Rune[2*k+1]
-		if hi-lo > 1000 {
-			hi = lo + 1000
+		if lo <= utf8.RuneError && utf8.RuneError <= hi && rng.IntN(4) == 0 {
+			sb.WriteByte(0xff) // an invalid byte reads as U+FFFD
+			return
 		}
-		sb.WriteRune(lo + rune(rng.IntN(int(hi-lo)+1)))
+		switch rng.IntN(4) {
+		case 0:
+			sb.WriteRune(lo)
+		case 1:
+			sb.WriteRune(hi)
+		default:
+			if hi-lo > 1000 {
+				hi = lo + 1000
+			}
+			sb.WriteRune(lo + rune(rng.IntN(int(hi-lo)+1)))
+		}
 	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
-		sb.WriteRune([]rune{'a', ' ', '<', 'é', utf8.RuneError}[rng.IntN(5)])
+		sb.WriteString([]string{"a", " ", "<", "é", "\xff"}[rng.IntN(5)])
 	case syntax.OpCapture:
 		generate(sb, re.Sub[0], rng)
 	case syntax.OpStar, syntax.OpQuest, syntax.OpPlus, syntax.OpRepeat:
@@ -178,4 +193,33 @@ func TestPrefilter_Analysis(t *testing.T) {
 			t.Errorf("%s: a prefilter, want none", expr)
 		}
 	}
+}
+
+// FuzzPrefilter checks the prefilter against Go's regexp on any pattern
+// (rules files bring patterns the CRS test never sees) and any value: a
+// value the expression matches must pass the prefilter.
+func FuzzPrefilter(f *testing.F) {
+	for _, seed := range []struct{ pattern, value string }{
+		{`(?i)<script`, "<SCRIPT"},
+		{`(?i)\$k`, "$\u212a"},
+		{`(?i)s[;|]`, "\u017f|"},
+		{`(?i)k`, "\u212a"},
+		{`(?i)xs`, "X\u017f"},
+		{`[^a]b`, "\xffb"},
+		{`(?:x|y+)z{1,3}`, "yyz"},
+		{`\bunion\b.+select`, "union all select"},
+		{`(?i:a(?-i:B))|[\p{Greek}]`, "\u03a3"},
+	} {
+		f.Add(seed.pattern, seed.value)
+	}
+	f.Fuzz(func(t *testing.T, pattern, value string) {
+		expr := "(?s)" + pattern
+		re, err := regexp.Compile(expr)
+		if err != nil || !re.MatchString(value) {
+			return
+		}
+		if !newPrefilter(expr).mayMatch(value) {
+			t.Fatalf("prefilter of %q refuses %q, which the expression matches", pattern, value)
+		}
+	})
 }

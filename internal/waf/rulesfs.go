@@ -24,7 +24,9 @@ var rulesFS fs.FS = crsFS{coreruleset.FS}
 
 type crsFS struct{ fs.FS }
 
-var logdataLine = regexp.MustCompile(`(?m)^[ \t]*logdata:'[^']*',\\\r?\n`)
+// logdataLine is one physical line holding only a logdata action; the
+// value cannot reach past its line.
+var logdataLine = regexp.MustCompile(`(?m)^[ \t]*logdata:'[^'\r\n]*',\\\r?\n`)
 
 // ReadFile is what Coraza's Include reads the rule files with.
 func (c crsFS) ReadFile(name string) ([]byte, error) {
