@@ -54,7 +54,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if _, err := sandbox.Apply(cfg, sandbox.Options{Disabled: cfg.Sandbox == "off"}); err != nil {
+	if cfg.CacheDir != "" {
+		// Made by the user rampart now runs as, before the sandbox fixes
+		// what it may reach (the systemd unit's CacheDirectory= has usually
+		// made it already).
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+			fmt.Fprintf(stderr, "rampart: cache_dir: %v\n", err)
+			return 1
+		}
+	}
+	if _, err := sandbox.Apply(cfg, sandbox.Options{Disabled: cfg.Sandbox == "off", CacheDir: cfg.CacheDir}); err != nil {
 		fmt.Fprintf(stderr, "rampart: sandbox: %v (set sandbox: off to run without it)\n", err)
 		return 1
 	}

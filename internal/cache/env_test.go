@@ -135,18 +135,25 @@ func (o *origin) headers() []http.Header {
 // testEnv is a cache in front of a real reverse proxy to a real origin,
 // reached through a real front server, as in the pipeline.
 type testEnv struct {
-	clock  *fakeClock
-	origin *origin
-	up     *httptest.Server
-	store  *Store
-	front  *httptest.Server
-	client *http.Client
+	clock   *fakeClock
+	origin  *origin
+	up      *httptest.Server
+	store   *Store
+	handler http.Handler // the cache stage in front of the proxy
+	front   *httptest.Server
+	client  *http.Client
 
 	mu     sync.Mutex
 	states []string // reqinfo CacheState of each finished request
 }
 
 func newTestEnv(t *testing.T, cfg RouteConfig, budget int64) *testEnv {
+	t.Helper()
+	return newTestEnvWith(t, cfg, NewStore(testSite, budget))
+}
+
+// newTestEnvWith is newTestEnv around a given store.
+func newTestEnvWith(t *testing.T, cfg RouteConfig, store *Store) *testEnv {
 	t.Helper()
 	env := &testEnv{clock: newFakeClock(), origin: newOrigin()}
 	env.up = httptest.NewServer(env.origin)
@@ -156,10 +163,11 @@ func newTestEnv(t *testing.T, cfg RouteConfig, budget int64) *testEnv {
 	proxy.Transport = upTransport
 	proxy.ErrorLog = log.New(io.Discard, "", 0)
 
-	env.store = NewStore(testSite, budget)
+	env.store = store
 	env.store.now = env.clock.Now
 	cfg.Enabled = true
 	h := env.store.Handler(cfg, proxy)
+	env.handler = h
 	env.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := &reqinfo.Info{ID: reqinfo.NewID(), Site: testSite, Path: r.URL.Path}
 		h.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,16 +16,26 @@ import (
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 )
 
-// capture is the in-memory ResponseWriter handed to next for the fetches
-// the cache makes itself. It keeps at most limit body bytes: past that the
-// write fails, the proxy aborts the copy, and the response is passed
-// through uncached instead.
+// capture is the ResponseWriter handed to next for the fetches the cache
+// makes itself. It keeps at most limit body bytes in memory. A body that
+// grows past that goes to a temporary file of the disk tier instead, if
+// the store has one and the response may be stored, up to the disk tier's
+// largest object. Past the cap the write fails, the proxy aborts the copy,
+// and the response is passed through uncached instead.
 type capture struct {
 	header   http.Header
 	status   int
 	body     []byte
 	limit    int64
 	tooLarge bool
+
+	// The disk tier: nil, or the store's when the body may go there.
+	disk     *diskTier
+	storable func(status int, h http.Header) bool
+	spill    *spill // the body's temporary file once it went to disk
+	length   int64  // the declared Content-Length, -1 when there is none
+	diskErr  error  // writing the temporary file failed
+	diskOp   string // what failed: create, write
 }
 
 var errTooLarge = errors.New("cache: response larger than the largest cacheable object")
@@ -36,8 +47,15 @@ func (c *capture) WriteHeader(code int) {
 		return
 	}
 	c.status = code
+	c.length = -1
+	if c.disk != nil && (c.storable == nil || !c.storable(code, c.header)) {
+		c.disk = nil // a response that will not be stored never goes to disk
+	}
 	if n, err := strconv.ParseInt(c.header.Get("Content-Length"), 10, 64); err == nil {
+		c.length = n
 		switch {
+		case n > c.limit && c.disk != nil && n <= c.disk.maxObject:
+			c.startSpill()
 		case n > c.limit:
 			c.tooLarge = true
 		case n > 0:
@@ -52,13 +70,98 @@ func (c *capture) Write(p []byte) (int, error) {
 	if c.status == 0 {
 		c.WriteHeader(http.StatusOK)
 	}
-	if c.tooLarge || int64(len(c.body)+len(p)) > c.limit {
+	switch {
+	case c.tooLarge || c.diskErr != nil:
+		return 0, errTooLarge
+	case c.spill == nil && int64(len(c.body)+len(p)) <= c.limit:
+		c.body = append(c.body, p...)
+		return len(p), nil
+	case c.spill == nil && c.disk != nil && int64(len(c.body)+len(p)) <= c.disk.maxObject:
+		if !c.startSpill() {
+			return 0, errTooLarge
+		}
+	case c.spill == nil:
 		c.tooLarge, c.body = true, nil
 		return 0, errTooLarge
 	}
-	c.body = append(c.body, p...)
-	return len(p), nil
+	sp := c.spill
+	if sp.n+int64(len(p)) > c.disk.maxObject {
+		// Counted as the bytes arrive: the file never grows past the cap.
+		sp.discard()
+		c.spill, c.tooLarge = nil, true
+		return 0, errTooLarge
+	}
+	n, err := sp.f.Write(p)
+	sp.n += int64(n)
+	if err != nil {
+		c.failSpill("write", err)
+		return n, err
+	}
+	return n, nil
 }
+
+// startSpill moves the body to a new temporary file, with the bytes held
+// so far.
+func (c *capture) startSpill() bool {
+	if c.disk.closed.Load() {
+		c.tooLarge = true
+		return false
+	}
+	f, err := c.disk.create()
+	if err != nil {
+		c.diskErr, c.diskOp = err, "create"
+		return false
+	}
+	c.spill = &spill{f: f, path: f.Name()}
+	if len(c.body) > 0 {
+		n, err := f.Write(c.body)
+		c.spill.n = int64(n)
+		if err != nil {
+			c.failSpill("write", err)
+			return false
+		}
+	}
+	c.body = nil
+	return true
+}
+
+func (c *capture) failSpill(op string, err error) {
+	c.spill.discard()
+	c.spill, c.body = nil, nil
+	c.diskErr, c.diskOp = err, op
+}
+
+// finishSpill closes the temporary file of a complete body and commits it
+// under its final name. A body shorter than its declared length (the proxy
+// ended the copy early without saying so) is not committed.
+func (c *capture) finishSpill() (path string, size int64, err error) {
+	sp := c.spill
+	c.spill = nil
+	if c.length >= 0 && sp.n != c.length {
+		sp.discard()
+		return "", 0, errIncomplete
+	}
+	if err := sp.f.Close(); err != nil {
+		_ = os.Remove(sp.path)
+		return "", 0, err
+	}
+	final, err := c.disk.commit(sp.path)
+	if err != nil {
+		_ = os.Remove(sp.path)
+		return "", 0, err
+	}
+	return final, sp.n, nil
+}
+
+// discardSpill deletes a temporary file not committed.
+func (c *capture) discardSpill() {
+	if c.spill != nil {
+		c.spill.discard()
+		c.spill = nil
+	}
+}
+
+var errIncomplete = errors.New("cache: body shorter than its Content-Length")
 
 // Flush is a no-op: the proxy flushes streamed responses, and the capture
 // holds everything anyway.
@@ -105,20 +208,20 @@ type result struct {
 	fwdStatus int           // what next answered; 0 when it answered nothing
 	stored    bool          // a full response was stored
 	failed    bool          // 5xx, transport error or abort
-	tooLarge  bool          // over the object cap: pass the request through
-	busy      bool          // maxFetches were running: pass the request through
+	pass      string        // pass the request through; the Cache-Status detail saying why
 	shareable bool          // entry may be given to collapsed requests of the same variant
 	reused    bool          // no fetch: a flight that just completed had stored a fresh entry
 	upstream  string        // reqinfo Upstream of the fetch
 }
 
-// passDetail is the Cache-Status detail of a request passed through.
-func (res *result) passDetail() string {
-	if res.busy {
-		return "busy"
-	}
-	return "too-large"
-}
+// Cache-Status details of the results that pass the request through.
+const (
+	passTooLarge   = "too-large"  // over the largest object of both tiers
+	passBusy       = "busy"       // maxFetches were running
+	passDiskError  = "disk-error" // writing the body file failed
+	passIncomplete = "incomplete" // a body bound for disk broke off
+	passNotStored  = "not-stored" // a body file the store did not take (a purge ran meanwhile)
+)
 
 // usableBy reports whether a collapsed request r may be answered with the
 // result of another request's fetch.
@@ -140,7 +243,7 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 	}
 	if s.fetching.Add(1) > maxFetches {
 		s.fetching.Add(-1)
-		return &result{leader: leader, busy: true}
+		return &result{leader: leader, pass: passBusy}
 	}
 	defer s.fetching.Add(-1)
 	gen := s.generation()
@@ -149,6 +252,11 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 	req = req.WithContext(ctx)
 
 	cw := &capture{header: make(http.Header), limit: s.maxObject}
+	if s.disk != nil {
+		cw.disk = s.disk
+		cw.storable = func(status int, hdr http.Header) bool { return h.policyOf(status, hdr, s.now()).storable }
+	}
+	defer cw.discardSpill() // a temporary file not committed goes
 	answered := h.serveNext(cw, req)
 	now := s.now()
 	res := &result{leader: leader, fwdStatus: cw.status, upstream: reqinfo.Of(req).Upstream}
@@ -157,14 +265,25 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 	}
 
 	switch {
-	case cw.tooLarge:
-		res.tooLarge = true
+	case cw.diskErr != nil:
+		s.diskWriteError(cw.diskOp, cw.diskErr)
+		res.pass = passDiskError
 		s.insert(h.newMarker(k, now), gen)
 		h.countRevalidation(cond, http.StatusOK)
+	case cw.tooLarge:
+		res.pass = passTooLarge
+		s.insert(h.newMarker(k, now), gen)
+		h.countRevalidation(cond, http.StatusOK)
+	case !answered && cw.spill != nil:
+		// A good answer whose body broke off on its way to disk (the
+		// upstream cut it, or the fetch timed out): nothing is stored, and
+		// the request is passed on to be answered by the upstream itself.
+		res.pass = passIncomplete
+		h.countRevalidation(cond, 0)
 	case !answered || cw.status >= 500:
 		res.failed = true
 		if answered {
-			res.entry, _, res.shareable = h.newEntry(k, req, cw, now)
+			res.entry, _, res.shareable = h.newEntry(k, req, cw, now, "", 0)
 		}
 		h.countRevalidation(cond, 0)
 		if cond != nil {
@@ -181,11 +300,30 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		}
 	default:
 		h.countRevalidation(cond, http.StatusOK)
-		e, storable, shareable := h.newEntry(k, req, cw, now)
+		var file string
+		var size int64
+		if cw.spill != nil {
+			var err error
+			if file, size, err = cw.finishSpill(); err != nil {
+				res.pass = passIncomplete
+				if err != errIncomplete {
+					s.diskWriteError("commit", err)
+					res.pass = passDiskError
+				}
+				break
+			}
+		}
+		e, storable, shareable := h.newEntry(k, req, cw, now, file, size)
 		res.entry, res.shareable = e, shareable
 		switch {
 		case storable:
 			res.stored = s.insert(e, gen)
+			if !res.stored && file != "" {
+				// Only a stored body file is ever served: without the
+				// store's bookkeeping nothing would delete it.
+				_ = os.Remove(file)
+				res.entry, res.pass = nil, passNotStored
+			}
 		case !shareable:
 			s.insert(h.newMarker(k, now), gen) // the URL answers with something personal or no-store
 		case cond != nil:
@@ -247,11 +385,15 @@ var fieldsNotUpdatedBy304 = map[string]bool{
 	"Content-Range": true, "Set-Cookie": true,
 }
 
-// newEntry builds the entry for a captured full response and decides what
-// may be done with it: store it (storable), or at least hand it to
-// collapsed requests (shareable).
-func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Time) (e *entry, storable, shareable bool) {
-	hdr := cw.header
+// policy is what a response's status and fields say about storing it.
+type policy struct {
+	d                   directives
+	vary                []string
+	lifetime            time.Duration
+	storable, shareable bool
+}
+
+func (h *handler) policyOf(status int, hdr http.Header, now time.Time) policy {
 	d := parseCacheControl(hdr["Cache-Control"])
 	vary, star := parseVary(hdr["Vary"])
 	if len(hdr["Content-Encoding"]) > 0 && !slices.Contains(vary, "Accept-Encoding") {
@@ -263,41 +405,61 @@ func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Ti
 	personal := d.private || len(hdr["Set-Cookie"]) > 0 || star ||
 		slices.Contains(vary, "Cookie") || slices.Contains(vary, "Authorization")
 	lifetime, explicit := freshness(d, hdr, now, h.cfg.RevalidateAfter.D())
+	return policy{
+		d:        d,
+		vary:     vary,
+		lifetime: lifetime,
+		storable: !personal && !d.noStore &&
+			(cacheableByDefault[status] || explicit && status < 500 && status != http.StatusPartialContent && status != http.StatusNotModified),
+		shareable: !personal && (!d.noStore || status >= 500),
+	}
+}
+
+// newEntry builds the entry for a captured full response and decides what
+// may be done with it: store it (storable), or at least hand it to
+// collapsed requests (shareable). A body that went to disk is the
+// committed file (of size bytes); cw holds none then.
+func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Time, file string, size int64) (e *entry, storable, shareable bool) {
+	hdr := cw.header
 	status := cw.status
+	pol := h.policyOf(status, hdr, now)
+	d := pol.d
 
 	body := cw.body
 	if cap(body)-len(body) > len(body)/8 { // grown by appends: give back the slack
 		body = slices.Clone(body)
 	}
+	bodyLen := int64(len(body))
+	if file != "" {
+		body, bodyLen = nil, size
+	}
 	e = &entry{
 		key:            k,
-		vary:           vary,
-		variant:        variantKey(vary, req.Header),
+		vary:           pol.vary,
+		variant:        variantKey(pol.vary, req.Header),
 		status:         status,
-		header:         storedHeader(hdr, nil, status, len(body)),
+		header:         storedHeader(hdr, nil, status, bodyLen),
 		body:           slices.Clip(body),
+		file:           file,
+		fileSize:       size,
 		etag:           hdr.Get("ETag"),
 		stored:         now,
 		initialAge:     ageHeader(hdr),
-		lifetime:       lifetime,
+		lifetime:       pol.lifetime,
 		mustRevalidate: d.mustRevalidate || d.proxyRevalidate || d.sMaxAge >= 0 || d.noCache,
 	}
 	if t, err := http.ParseTime(hdr.Get("Last-Modified")); err == nil {
 		e.lastModified = t
 	}
 	e.size = e.footprint()
-
-	storable = !personal && !d.noStore &&
-		(cacheableByDefault[status] || explicit && status < 500 && status != http.StatusPartialContent && status != http.StatusNotModified)
-	shareable = !personal && (!d.noStore || status >= 500)
-	e.ephemeral = !storable
-	return e, storable, shareable
+	e.ephemeral = !pol.storable
+	return e, pol.storable, pol.shareable
 }
 
 // refreshed returns old with the fields of a 304 merged in and its age
 // reset (RFC 9111 §4.3.4). The body is shared, not copied.
 func (h *handler) refreshed(old *entry, hdr304 http.Header, now time.Time) (e *entry, storable bool) {
-	merged := storedHeader(hdr304, old.header, old.status, len(old.body))
+	merged := storedHeader(hdr304, old.header, old.status, old.bodyLen())
 	d := parseCacheControl(merged["Cache-Control"])
 	lifetime, _ := freshness(d, merged, now, h.cfg.RevalidateAfter.D())
 	e = &entry{
@@ -307,6 +469,8 @@ func (h *handler) refreshed(old *entry, hdr304 http.Header, now time.Time) (e *e
 		status:         old.status,
 		header:         merged,
 		body:           old.body,
+		file:           old.file, // the body file is shared as it is
+		fileSize:       old.fileSize,
 		etag:           merged.Get("ETag"),
 		stored:         now,
 		initialAge:     ageHeader(hdr304),
@@ -326,7 +490,7 @@ func (h *handler) refreshed(old *entry, hdr304 http.Header, now time.Time) (e *e
 // src (a full response, or a 304 merged over base), without the per-hop and
 // per-request ones, every value slice clipped so that an Add by a later
 // stage reallocates instead of writing into the shared array.
-func storedHeader(src, base http.Header, status, bodyLen int) http.Header {
+func storedHeader(src, base http.Header, status int, bodyLen int64) http.Header {
 	h := make(http.Header, len(src)+len(base)+1)
 	for k, v := range base {
 		h[k] = v // already clipped
@@ -339,12 +503,21 @@ func storedHeader(src, base http.Header, status, bodyLen int) http.Header {
 	}
 	delete(h, "Content-Length")
 	if status != http.StatusNoContent && status != http.StatusNotModified {
-		h["Content-Length"] = []string{strconv.Itoa(bodyLen)}
+		h["Content-Length"] = []string{strconv.FormatInt(bodyLen, 10)}
 	}
 	return h
 }
 
-// footprint is what the entry counts against the budget.
+// bodyLen is the length of the stored body, in memory or on disk.
+func (e *entry) bodyLen() int64 {
+	if e.file != "" {
+		return e.fileSize
+	}
+	return int64(len(e.body))
+}
+
+// footprint is what the entry counts against the budget: for a body on
+// disk, everything but the body (which counts against the disk budget).
 func (e *entry) footprint() int64 {
 	n := int64(entryOverhead + len(e.body) + len(e.variant) +
 		len(e.key.site) + len(e.key.path) + len(e.key.query))

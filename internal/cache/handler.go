@@ -1,7 +1,9 @@
 package cache
 
 import (
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ var (
 	csCredentials   = []string{"rampart; fwd=bypass; detail=credentials"}
 	csUpgrade       = []string{"rampart; fwd=bypass; detail=upgrade"}
 	csUncacheable   = []string{"rampart; fwd=miss; detail=uncacheable"}
+	csGone          = []string{"rampart; fwd=miss; detail=evicted"}
 	defaultVaryHint = []string{"Accept-Encoding"}
 )
 
@@ -118,10 +121,16 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 	s := h.s
 	age := e.age(now)
 	if age < e.lifetime {
+		if !s.serve(w, r, e, csHit, now) {
+			// The body file went (evicted or purged) between the lookup
+			// and now: a miss after all.
+			s.remove(e)
+			h.miss(w, r, info, k, lookupResult{fwd: "miss"})
+			return
+		}
 		info.CacheState = "hit"
 		s.n.hits.Add(1)
 		s.m.hit.Inc()
-		s.serve(w, r, e, csHit, now)
 		return
 	}
 
@@ -157,11 +166,11 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 	}
 	switch {
 	case res.reused && res.usableBy(r):
-		s.serve(w, r, res.entry, csHit, s.now())
+		h.answer(w, r, res.entry, csHit, s.now())
 	case res.failed && !e.mustRevalidate && staleness <= sie:
 		h.serveStale(w, r, e, cacheStatus("stale", res.fwdStatus, false, !leader, "stale-if-error"), s.now())
-	case res.tooLarge || res.busy:
-		w.Header()["Cache-Status"] = cacheStatus("stale", 0, false, false, res.passDetail())
+	case res.pass != "":
+		w.Header()["Cache-Status"] = cacheStatus("stale", 0, false, false, res.pass)
 		h.next.ServeHTTP(w, r)
 	case res.entry == nil:
 		w.Header()["Cache-Status"] = cacheStatus("stale", res.fwdStatus, false, !leader, "")
@@ -170,7 +179,7 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 		w.Header()["Cache-Status"] = cacheStatus("stale", 0, false, false, "")
 		h.next.ServeHTTP(w, r)
 	default:
-		s.serve(w, r, res.entry, cacheStatus("stale", res.fwdStatus, res.stored && leader, !leader, ""), s.now())
+		h.answer(w, r, res.entry, cacheStatus("stale", res.fwdStatus, res.stored && leader, !leader, ""), s.now())
 	}
 }
 
@@ -201,9 +210,9 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, info *reqinfo.Inf
 	}
 	switch {
 	case res.reused && res.usableBy(r):
-		s.serve(w, r, res.entry, csHit, s.now())
-	case res.tooLarge || res.busy:
-		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, 0, false, false, res.passDetail())
+		h.answer(w, r, res.entry, csHit, s.now())
+	case res.pass != "":
+		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, 0, false, false, res.pass)
 		h.next.ServeHTTP(w, r)
 	case res.entry == nil:
 		w.Header()["Cache-Status"] = cacheStatus(lk.fwd, res.fwdStatus, false, !leader, "")
@@ -216,7 +225,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, info *reqinfo.Inf
 		if res.failed {
 			fwdStatus = res.fwdStatus
 		}
-		s.serve(w, r, res.entry, cacheStatus(lk.fwd, fwdStatus, res.stored && leader, !leader, ""), s.now())
+		h.answer(w, r, res.entry, cacheStatus(lk.fwd, fwdStatus, res.stored && leader, !leader, ""), s.now())
 	}
 }
 
@@ -253,9 +262,27 @@ func (h *handler) revalidateInBackground(r *http.Request, k resKey, e *entry) {
 }
 
 func (h *handler) serveStale(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) {
+	if !h.s.serve(w, r, e, status, now) {
+		h.gone(w, r, e)
+		return
+	}
 	h.s.n.staleServed.Add(1)
 	h.s.m.staleServed.Inc()
-	h.s.serve(w, r, e, status, now)
+}
+
+// answer serves e, or passes the request on when e's body file is gone.
+func (h *handler) answer(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) {
+	if !h.s.serve(w, r, e, status, now) {
+		h.gone(w, r, e)
+	}
+}
+
+// gone passes r through when the body file of e was deleted (evicted,
+// purged or replaced) between the lookup or fetch and the answer.
+func (h *handler) gone(w http.ResponseWriter, r *http.Request, e *entry) {
+	h.s.remove(e)
+	w.Header()["Cache-Status"] = csGone
+	h.next.ServeHTTP(w, r)
 }
 
 // bypass hands the request to next untouched.
@@ -310,26 +337,46 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // serve writes e: its prebuilt header map (the slices are shared, not
 // copied), Age and Cache-Status, and the body as stored. A stored 200
 // answers the client's own If-None-Match / If-Modified-Since with a 304.
-func (s *Store) serve(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) {
+// A body on disk is streamed from its file; when the file is gone (the
+// entry was evicted or purged since it was looked up) serve writes nothing
+// and returns false.
+func (s *Store) serve(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) bool {
+	code := e.status
+	notMod := !e.ephemeral && notModified(r, e)
+	if notMod {
+		code = http.StatusNotModified
+	}
+	var f *os.File
+	if e.file != "" && code != http.StatusNotModified && r.Method != http.MethodHead && e.fileSize > 0 {
+		var err error
+		if f, err = os.Open(e.file); err != nil {
+			return false
+		}
+		defer f.Close()
+	}
 	h := w.Header()
 	for k, v := range e.header {
 		h[k] = v
 	}
 	h["Cache-Status"] = status
-	code := e.status
 	if !e.ephemeral {
 		h["Age"] = []string{strconv.FormatInt(int64(e.age(now)/time.Second), 10)}
-		if notModified(r, e) {
-			code = http.StatusNotModified
+		if notMod {
 			for _, k := range fieldsNotIn304 {
 				delete(h, k)
 			}
 		}
 	}
 	w.WriteHeader(code)
-	if code != http.StatusNotModified && r.Method != http.MethodHead && len(e.body) > 0 {
+	switch {
+	case f != nil:
+		// Opened before the file could be unlinked, it is read to its end
+		// whatever happens to the entry meanwhile.
+		_, _ = io.CopyN(w, f, e.fileSize)
+	case code != http.StatusNotModified && r.Method != http.MethodHead && len(e.body) > 0:
 		_, _ = w.Write(e.body)
 	}
+	return true
 }
 
 // fieldsNotIn304 describe the body a 304 does not carry (RFC 9110 §15.4.5).

@@ -30,6 +30,18 @@ var (
 		Name: "rampart_cache_evictions_total",
 		Help: "Entries evicted to stay within the byte budget, by site.",
 	}, []string{"site"})
+	diskBytesGauge = promauto.With(observe.Registry).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_cache_disk_bytes",
+		Help: "Bytes of body files held by the cache's disk tier, by site.",
+	}, []string{"site"})
+	diskEvictionsTotal = promauto.With(observe.Registry).NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_cache_disk_evictions_total",
+		Help: "Entries evicted to keep the disk tier within cache_disk_size, by site.",
+	}, []string{"site"})
+	diskWriteErrorsTotal = promauto.With(observe.Registry).NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_cache_disk_write_errors_total",
+		Help: "Responses not stored because writing their body file failed (ENOSPC, EIO, permissions), by site.",
+	}, []string{"site"})
 )
 
 // storeMetrics are the series of one store, resolved once so that the
@@ -40,6 +52,8 @@ type storeMetrics struct {
 	staleServed                  prometheus.Counter
 	bytes                        prometheus.Gauge
 	evictions                    prometheus.Counter
+	diskBytes                    prometheus.Gauge
+	diskEvictions, diskErrors    prometheus.Counter
 }
 
 func newStoreMetrics(site string) storeMetrics {
@@ -54,5 +68,9 @@ func newStoreMetrics(site string) storeMetrics {
 		staleServed: staleServedTotal.WithLabelValues(site),
 		bytes:       bytesGauge.WithLabelValues(site),
 		evictions:   evictionsTotal.WithLabelValues(site),
+
+		diskBytes:     diskBytesGauge.WithLabelValues(site),
+		diskEvictions: diskEvictionsTotal.WithLabelValues(site),
+		diskErrors:    diskWriteErrorsTotal.WithLabelValues(site),
 	}
 }

@@ -50,6 +50,7 @@ type Store struct {
 	site      string
 	budget    int64
 	maxObject int64
+	disk      *diskTier // nil: no disk tier
 
 	now          func() time.Time
 	fetchTimeout time.Duration
@@ -72,6 +73,7 @@ type counters struct {
 	hits, misses, stale, bypass     atomic.Uint64
 	staleServed, evictions          atomic.Uint64
 	reval304, reval200, revalErrors atomic.Uint64
+	diskEvictions, diskErrors       atomic.Uint64
 }
 
 // resKey identifies a URL: the site, the canonical path and the normalised
@@ -107,6 +109,8 @@ type entry struct {
 	status       int
 	header       http.Header // prebuilt for serving; every slice has len == cap
 	body         []byte
+	file         string // path of the body file when the body is on disk (body is then nil)
+	fileSize     int64
 	etag         string
 	lastModified time.Time // zero when the response had none
 
@@ -122,8 +126,9 @@ type entry struct {
 	retryAfter   atomic.Int64 // unix nanoseconds; set after a failed revalidation
 
 	// guarded by Store.mu
-	res  *resource
-	elem *list.Element // nil once removed
+	res      *resource
+	elem     *list.Element // nil once removed
+	diskElem *list.Element // in the disk tier's LRU while the entry holds a body file
 }
 
 func (e *entry) age(now time.Time) time.Duration {
@@ -134,16 +139,27 @@ func (e *entry) age(now time.Time) time.Duration {
 // cache_size). A budget of 0 or less stores nothing: Handler then passes
 // every request on.
 func NewStore(site string, budget int64) *Store {
+	return NewDiskStore(site, budget, DiskConfig{})
+}
+
+// NewDiskStore is NewStore with a disk tier for the bodies too large for
+// memory (see DiskConfig). The site's directory under disk.Dir is emptied
+// now: the disk tier starts empty with every new store.
+func NewDiskStore(site string, budget int64, disk DiskConfig) *Store {
 	budget = max(budget, 0)
-	return &Store{
+	s := &Store{
 		site:         site,
 		budget:       budget,
-		maxObject:    min(budget/8, maxObjectCeiling),
+		maxObject:    MaxMemoryObject(budget),
 		now:          time.Now,
 		fetchTimeout: defaultFetchTimeout,
 		m:            newStoreMetrics(site),
 		resources:    make(map[resKey]*resource),
 	}
+	if budget > 0 {
+		s.disk = newDiskTier(site, disk, s.maxObject)
+	}
+	return s
 }
 
 // Site returns the configured host the store belongs to.
@@ -184,6 +200,9 @@ func (s *Store) lookup(k resKey, h http.Header, now time.Time, maxAge time.Durat
 		return lookupResult{fwd: "miss", vary: res.vary}
 	}
 	s.lru.MoveToFront(e.elem)
+	if e.diskElem != nil {
+		s.disk.lru.MoveToFront(e.diskElem)
+	}
 	return lookupResult{entry: e}
 }
 
@@ -201,6 +220,9 @@ func (s *Store) insert(e *entry, gen uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen != s.gen || e.size > s.budget {
+		return false
+	}
+	if e.file != "" && (s.disk == nil || s.disk.closed.Load() || e.fileSize > s.disk.budget) {
 		return false
 	}
 	res := s.resources[e.key]
@@ -239,6 +261,13 @@ func (s *Store) insert(e *entry, gen uint64) bool {
 	}
 	e.elem = s.lru.PushFront(e)
 	s.bytes += e.size
+	if e.file != "" {
+		d := s.disk
+		e.diskElem = d.lru.PushFront(e)
+		d.bytes += e.fileSize
+		d.objects++
+		s.evictDiskLocked(e)
+	}
 	s.evictLocked(e)
 	return true
 }
@@ -255,7 +284,15 @@ func (s *Store) evictLocked(keep *entry) {
 		s.n.evictions.Add(1)
 		s.m.evictions.Inc()
 	}
+	s.publishLocked()
+}
+
+// publishLocked sets the byte gauges.
+func (s *Store) publishLocked() {
 	s.m.bytes.Set(float64(s.bytes))
+	if s.disk != nil {
+		s.m.diskBytes.Set(float64(s.disk.bytes))
+	}
 }
 
 // replace swaps a refreshed entry in for old, if old is still stored and no
@@ -272,6 +309,12 @@ func (s *Store) replace(old, e *entry, gen uint64) bool {
 	e.elem.Value = e
 	old.elem = nil
 	s.lru.MoveToFront(e.elem)
+	if old.diskElem != nil {
+		// A 304 refresh: the new entry takes over the body file as it is.
+		e.diskElem, old.diskElem = old.diskElem, nil
+		e.diskElem.Value = e
+		s.disk.lru.MoveToFront(e.diskElem)
+	}
 	s.bytes += e.size - old.size
 	s.evictLocked(e)
 	return true
@@ -282,7 +325,7 @@ func (s *Store) remove(e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removeLocked(e)
-	s.m.bytes.Set(float64(s.bytes))
+	s.publishLocked()
 }
 
 func (s *Store) removeLocked(e *entry) {
@@ -292,6 +335,7 @@ func (s *Store) removeLocked(e *entry) {
 	s.lru.Remove(e.elem)
 	e.elem = nil
 	s.bytes -= e.size
+	s.unlinkLocked(e)
 	res := e.res
 	if e.marker {
 		if res.marker == e {
@@ -330,7 +374,7 @@ func (s *Store) invalidate(k resKey) {
 	s.gen++
 	if res := s.resources[k]; res != nil {
 		s.removeResourceLocked(res)
-		s.m.bytes.Set(float64(s.bytes))
+		s.publishLocked()
 	}
 }
 
@@ -353,7 +397,7 @@ func (s *Store) Purge(prefix string) int {
 			n += s.removeResourceLocked(res)
 		}
 	}
-	s.m.bytes.Set(float64(s.bytes))
+	s.publishLocked()
 	return n
 }
 
@@ -385,7 +429,7 @@ func (s *Store) purgeKey(key string) int {
 		return 0
 	}
 	n := s.removeResourceLocked(res)
-	s.m.bytes.Set(float64(s.bytes))
+	s.publishLocked()
 	return n
 }
 
@@ -407,6 +451,14 @@ type Stats struct {
 	Replaced           uint64 `json:"revalidated_200"`
 	RevalidationErrors uint64 `json:"revalidation_errors"`
 	Evictions          uint64 `json:"evictions"`
+
+	// The disk tier; all zero without one.
+	DiskBytes       int64  `json:"disk_bytes"` // body file bytes
+	DiskBudget      int64  `json:"disk_budget"`
+	DiskObjects     int    `json:"disk_objects"`
+	DiskMaxObject   int64  `json:"disk_max_object"`
+	DiskEvictions   uint64 `json:"disk_evictions"`
+	DiskWriteErrors uint64 `json:"disk_write_errors"`
 }
 
 // Stats returns a snapshot of the store.
@@ -415,6 +467,9 @@ func (s *Store) Stats() Stats {
 	st := Stats{
 		Site: s.site, Entries: s.entries, Markers: s.markers,
 		Bytes: s.bytes, Budget: s.budget, MaxObject: s.maxObject,
+	}
+	if d := s.disk; d != nil {
+		st.DiskBytes, st.DiskBudget, st.DiskObjects, st.DiskMaxObject = d.bytes, d.budget, d.objects, d.maxObject
 	}
 	s.mu.Unlock()
 	st.Hits = s.n.hits.Load()
@@ -426,5 +481,7 @@ func (s *Store) Stats() Stats {
 	st.Replaced = s.n.reval200.Load()
 	st.RevalidationErrors = s.n.revalErrors.Load()
 	st.Evictions = s.n.evictions.Load()
+	st.DiskEvictions = s.n.diskEvictions.Load()
+	st.DiskWriteErrors = s.n.diskErrors.Load()
 	return st
 }

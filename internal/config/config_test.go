@@ -755,3 +755,92 @@ func TestParse_BodyBufferTotalBelow1MiBIsAnError(t *testing.T) {
 		t.Errorf("error %v, want line 2 naming limits.body_buffer_total and the minimum", es[0])
 	}
 }
+
+func TestParse_CacheDiskDefaults(t *testing.T) {
+	cfg := mustParse(t, minimalYAML)
+	if cfg.CacheDir != "" || cfg.Sites[0].CacheDiskSize != 0 || cfg.Sites[0].CacheDiskMaxObject != 0 {
+		t.Errorf("no disk tier by default: cache_dir %q, cache_disk_size %v, cache_disk_max_object %v",
+			cfg.CacheDir, cfg.Sites[0].CacheDiskSize, cfg.Sites[0].CacheDiskMaxObject)
+	}
+	for _, c := range []struct {
+		size string
+		want units.ByteSize
+	}{
+		{"10GiB", 256 << 20},  // the default
+		{"512MiB", 128 << 20}, // a quarter of the disk budget
+	} {
+		cfg := mustParse(t, "cache_dir: /var/cache/rampart\n"+minimalYAML+"    cache_disk_size: "+c.size+"\n")
+		if got := cfg.Sites[0].CacheDiskMaxObject; got != c.want {
+			t.Errorf("cache_disk_size %s: cache_disk_max_object defaults to %v, want %v", c.size, got, c.want)
+		}
+	}
+	cfg = mustParse(t, "cache_dir: /var/cache/rampart\n"+minimalYAML+"    cache_disk_size: 4GiB\n    cache_disk_max_object: 1GiB\n")
+	if got := cfg.Sites[0].CacheDiskMaxObject; got != 1<<30 {
+		t.Errorf("cache_disk_max_object = %v, want the 1GiB written", got)
+	}
+}
+
+func TestParse_CacheDiskErrorsNameLineAndKey(t *testing.T) {
+	cases := []struct {
+		name, doc, marker, key, msg string
+	}{
+		{
+			name:   "disk size without cache_dir",
+			doc:    minimalYAML + "    cache_disk_size: 1GiB\n",
+			marker: "cache_disk_size:", key: "sites[0].cache_disk_size", msg: "needs cache_dir",
+		},
+		{
+			name:   "max object over a quarter of the disk size",
+			doc:    "cache_dir: /var/cache/rampart\n" + minimalYAML + "    cache_disk_size: 1GiB\n    cache_disk_max_object: 512MiB\n",
+			marker: "cache_disk_max_object:", key: "sites[0].cache_disk_max_object", msg: "more than a quarter",
+		},
+		{
+			name:   "max object without disk size",
+			doc:    "cache_dir: /var/cache/rampart\n" + minimalYAML + "    cache_disk_max_object: 512MiB\n",
+			marker: "cache_disk_max_object:", key: "sites[0].cache_disk_max_object", msg: "no effect without cache_disk_size",
+		},
+		{
+			name:   "max object within the memory tier's",
+			doc:    "cache_dir: /var/cache/rampart\n" + minimalYAML + "    cache_disk_size: 1GiB\n    cache_disk_max_object: 8MiB\n",
+			marker: "cache_disk_max_object:", key: "sites[0].cache_disk_max_object", msg: "not above the memory tier's largest object",
+		},
+		{
+			name:   "disk size too small for anything to go to disk",
+			doc:    "cache_dir: /var/cache/rampart\n" + minimalYAML + "    cache_disk_size: 16MiB\n",
+			marker: "- host:", key: "sites[0].cache_disk_max_object", msg: "raise cache_disk_size",
+		},
+		{
+			name:   "relative cache_dir",
+			doc:    "cache_dir: cache\n" + minimalYAML,
+			marker: "cache_dir:", key: "cache_dir", msg: "absolute path",
+		},
+		{
+			name:   "cache_dir at the root",
+			doc:    "cache_dir: /\n" + minimalYAML,
+			marker: "cache_dir:", key: "cache_dir", msg: "absolute path",
+		},
+		{
+			name:   "cache_disk_size not a size",
+			doc:    "cache_dir: /var/cache/rampart\n" + minimalYAML + "    cache_disk_size: lots\n",
+			marker: "cache_disk_size:", key: "sites[0].cache_disk_size", msg: "size",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			es := parseErrors(t, tc.doc)
+			want := lineOf(t, tc.doc, tc.marker)
+			for _, e := range es {
+				if e.Key == tc.key {
+					if e.Line != want {
+						t.Errorf("%s: Line = %d, want %d", e.Key, e.Line, want)
+					}
+					if !strings.Contains(e.Msg, tc.msg) {
+						t.Errorf("%s: Msg = %q, want it to contain %q", e.Key, e.Msg, tc.msg)
+					}
+					return
+				}
+			}
+			t.Errorf("no error for key %q; got:\n%v", tc.key, es)
+		})
+	}
+}

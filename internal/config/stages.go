@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/auth"
@@ -20,6 +21,9 @@ type Stages struct {
 	clientip.Config `yaml:",inline"`           // trusted_proxies, client_ip, exempt
 	RateLimits      map[string]ratelimit.Class `yaml:"rate_limits"` // named classes; "default" and "login" exist unless redefined
 	State           state.Config               `yaml:"state"`       // memory (default) or redis
+	// CacheDir is where the sites' caches keep the bodies too large for
+	// memory (their cache_disk_size); absolute; none by default.
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // SiteStages are a site's keys for stages 7–11.
@@ -28,6 +32,13 @@ type SiteStages struct {
 	MaxWebSockets int            `yaml:"max_websockets"` // whole site; 0 = no site-wide cap
 	WAF           *waf.Config    `yaml:"waf"`            // default: block, paranoia 1
 	CacheSize     units.ByteSize `yaml:"cache_size"`     // memory budget of the site's cache; default 64MiB
+	// CacheDiskSize is the disk budget of the site's cache under cache_dir
+	// (bodies larger than the memory tier's largest object); 0, the
+	// default, keeps none on disk.
+	CacheDiskSize units.ByteSize `yaml:"cache_disk_size"`
+	// CacheDiskMaxObject is the largest body kept on disk; default 256MiB
+	// or cache_disk_size/4, whichever is smaller.
+	CacheDiskMaxObject units.ByteSize `yaml:"cache_disk_max_object"`
 	// BruteForce bans clients (and user names) after repeated
 	// authentication failures; on with its defaults when left out.
 	BruteForce    *bruteforce.Config `yaml:"brute_force"`
@@ -66,6 +77,9 @@ func (c *Config) applyStageDefaults() {
 		if s.CacheSize == 0 {
 			s.CacheSize = 64 << 20
 		}
+		if s.CacheDiskSize > 0 && s.CacheDiskMaxObject == 0 {
+			s.CacheDiskMaxObject = units.ByteSize(min(cache.DefaultDiskMaxObject, int64(s.CacheDiskSize)/4))
+		}
 		for j := range s.Routes {
 			if s.Routes[j].WebSocket && s.Routes[j].WebSocketIdleTimeout == 0 {
 				s.Routes[j].WebSocketIdleTimeout = units.Duration(10 * time.Minute)
@@ -94,9 +108,13 @@ func (c *Config) validateStages(v *validator) {
 			v.errf(path, "unknown rate limit class %q; define it under rate_limits or use %q", name, RateLimitOff)
 		}
 	}
+	if d := c.CacheDir; d != "" && (!filepath.IsAbs(d) || filepath.Clean(d) != d || d == "/") {
+		v.errf(p("cache_dir"), "%q: write an absolute path to a directory of rampart's own, e.g. /var/cache/rampart", d)
+	}
 	for i := range c.Sites {
 		s := &c.Sites[i]
 		class(p("sites", i, "rate_limit"), s.RateLimit)
+		c.validateCacheDisk(v, i)
 		if s.BruteForce != nil {
 			if err := s.BruteForce.Validate(); err != nil {
 				v.errf(p("sites", i, "brute_force"), "%v", err)
@@ -148,6 +166,24 @@ func (c *Config) validateStages(v *validator) {
 				v.errf(p("sites", i, "routes", j), "WebSocket caps cannot be negative")
 			}
 		}
+	}
+}
+
+// validateCacheDisk checks the disk tier keys of site i.
+func (c *Config) validateCacheDisk(v *validator, i int) {
+	s := &c.Sites[i]
+	disk, maxObj := int64(s.CacheDiskSize), int64(s.CacheDiskMaxObject)
+	memMax := cache.MaxMemoryObject(int64(s.CacheSize))
+	switch {
+	case disk == 0 && maxObj > 0:
+		v.errf(p("sites", i, "cache_disk_max_object"), "has no effect without cache_disk_size; set cache_disk_size or remove it")
+	case disk == 0:
+	case c.CacheDir == "":
+		v.errf(p("sites", i, "cache_disk_size"), "needs cache_dir: the top-level directory the disk tier keeps its files in, e.g. cache_dir: /var/cache/rampart")
+	case maxObj > disk/4:
+		v.errf(p("sites", i, "cache_disk_max_object"), "%s is more than a quarter of cache_disk_size %s; raise cache_disk_size or lower it", s.CacheDiskMaxObject, s.CacheDiskSize)
+	case maxObj <= memMax:
+		v.errf(p("sites", i, "cache_disk_max_object"), "%s is not above the memory tier's largest object (%s: cache_size/8, at most 8MiB), so nothing would go to disk; raise cache_disk_size (max object: a quarter of it, 256MiB by default) or cache_disk_max_object", s.CacheDiskMaxObject, units.ByteSize(memMax))
 	}
 }
 

@@ -203,7 +203,7 @@ func newHost(cfg *config.Config, opts Options) (*host, error) {
 			return nil, fmt.Errorf("%s: %q is relative to the working directory; write an absolute path for a service", key, p)
 		}
 	}
-	plan, err := sandbox.NewPlan(h.cfg, sandbox.Options{})
+	plan, err := sandbox.NewPlan(h.cfg, sandbox.Options{CacheDir: c.CacheDir})
 	if err != nil {
 		return nil, err
 	}

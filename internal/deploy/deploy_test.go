@@ -292,3 +292,38 @@ func TestDestinations_AuthKeysAndSyslog(t *testing.T) {
 	}
 	has(t, unit, "IPAddressAllow=localhost 192.0.2.0/24 10.0.0.5/32 10.0.0.7/32 fd00::7/128 10.0.0.20/32 10.0.0.30/32")
 }
+
+func TestDeploy_CacheDir(t *testing.T) {
+	text := strings.Replace(baseConfig, "sites:", "cache_dir: /var/cache/rampart\nsites:", 1)
+	unit, err := Systemd(load(t, text), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	has(t, unit, "CacheDirectory=rampart", "CacheDirectoryMode=0700")
+	lacks(t, unit, "ReadWritePaths=-/var/cache/rampart")
+	unit, err = Systemd(load(t, baseConfig), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lacks(t, unit, "CacheDirectory=rampart")
+
+	// Elsewhere: a writable path, labelled as the cache (not as a log).
+	text = strings.Replace(baseConfig, "sites:", "cache_dir: /srv/cache\nsites:", 1)
+	unit, err = Systemd(load(t, text), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	has(t, unit, "ReadWritePaths=-/srv/cache")
+	files, err := SELinux(load(t, text), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := files["rampart.fc"]
+	has(t, fc, `/srv/cache(/.*)?                                 	gen_context(system_u:object_r:rampart_cache_t,s0)`)
+	if strings.Contains(fc, "/srv/cache(/.*)?                                 \tgen_context(system_u:object_r:rampart_log_t") {
+		t.Errorf("cache_dir labelled as a log directory:\n%s", fc)
+	}
+	if !strings.Contains(files["rampart-selinux.sh"], "/srv/cache") {
+		t.Errorf("restorecon does not relabel the cache directory:\n%s", files["rampart-selinux.sh"])
+	}
+}

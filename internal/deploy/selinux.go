@@ -197,10 +197,18 @@ func (h *host) selinuxFC() string {
 		}
 		label(p, "rampart_conf_t")
 	}
+	cacheDefault := true
 	for _, p := range h.plan.ReadWrite {
+		if p.Cache {
+			label(p, "rampart_cache_t")
+			cacheDefault = cacheDefault && p.Path != "/var/cache/rampart"
+			continue
+		}
 		label(p, "rampart_log_t")
 	}
-	label(sandbox.Path{Path: "/var/cache/rampart"}, "rampart_cache_t")
+	if cacheDefault {
+		label(sandbox.Path{Path: "/var/cache/rampart"}, "rampart_cache_t")
+	}
 	return b.String()
 }
 

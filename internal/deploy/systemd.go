@@ -83,6 +83,12 @@ func Systemd(cfg *config.Config, opts Options) (string, error) {
 	}
 	logsDirs := map[string]bool{}
 	for _, p := range h.plan.ReadWrite {
+		if rel, ok := strings.CutPrefix(p.Path, "/var/cache/"); ok && p.Cache && !strings.Contains(rel, "/") {
+			w("# cache_dir: the cache's disk tier, created and owned by %s.", o.User)
+			w("CacheDirectory=%s", rel)
+			w("CacheDirectoryMode=0700")
+			continue
+		}
 		if rel, ok := strings.CutPrefix(p.Path, "/var/log/"); ok && !p.File && !strings.Contains(rel, "/") {
 			if !logsDirs[rel] {
 				logsDirs[rel] = true

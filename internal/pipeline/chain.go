@@ -93,7 +93,8 @@ func (b *builder) routeChain(s *site, ri int, rt *routeEntry) (http.Handler, err
 	}
 
 	if rc.Cache != nil && rc.Cache.Enabled {
-		store := b.shared.cacheFor(s.conf.Host, int64(s.conf.CacheSize), b.caches)
+		disk := cache.DiskConfig{Budget: int64(s.conf.CacheDiskSize), MaxObject: int64(s.conf.CacheDiskMaxObject)}
+		store := b.shared.cacheFor(s.conf.Host, int64(s.conf.CacheSize), disk, b.caches)
 		cc := *rc.Cache
 		edgeCache = func(next http.Handler) (http.Handler, error) { return store.Handler(cc, next), nil }
 	}

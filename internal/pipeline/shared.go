@@ -12,6 +12,11 @@ import (
 type Shared struct {
 	Store  state.Store
 	Caches cache.Registry
+	// CacheDir is the cache_dir the process started with: the disk tier of
+	// the caches, if set. It is taken once (a reload cannot move it) and
+	// only by the server: a pipeline built to check a config leaves it
+	// empty and touches no disk.
+	CacheDir string
 
 	// WebSocket counters: open sockets stay counted across reloads.
 	wsSites  map[string]*wscap.Site
@@ -42,12 +47,31 @@ func (sh *Shared) wsRoute(host string, siteMax int, route string, max, perClient
 
 // cacheFor returns the cache of a site, keeping the one that served the
 // same host before the reload.
-func (sh *Shared) cacheFor(host string, budget int64, next map[string]*cache.Store) *cache.Store {
+func (sh *Shared) cacheFor(host string, budget int64, disk cache.DiskConfig, next map[string]*cache.Store) *cache.Store {
+	if c := next[host]; c != nil {
+		return c
+	}
 	if c := sh.Caches.Get(host); c != nil {
 		next[host] = c
 		return c
 	}
-	c := cache.NewStore(host, budget)
+	disk.Dir = sh.CacheDir
+	c := cache.NewDiskStore(host, budget, disk)
 	next[host] = c
 	return c
+}
+
+// setCaches makes next the caches in effect and closes those of the sites
+// the new config no longer has, which deletes their body files.
+func (sh *Shared) setCaches(next map[string]*cache.Store) {
+	var dropped []*cache.Store
+	for _, host := range sh.Caches.Sites() {
+		if c := sh.Caches.Get(host); next[host] != c {
+			dropped = append(dropped, c)
+		}
+	}
+	sh.Caches.Set(next)
+	for _, c := range dropped {
+		c.Close()
+	}
 }

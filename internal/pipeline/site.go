@@ -73,7 +73,7 @@ func Build(ctx context.Context, cfg *config.Config, shared *Shared) (*Pipeline, 
 			p.sites[n] = s
 		}
 	}
-	shared.Caches.Set(b.caches)
+	shared.setCaches(b.caches)
 	p.auths = b.auths
 	return p, nil
 }

@@ -47,8 +47,13 @@ const (
 		llsys.AccessFSWriteFile | llsys.AccessFSMakeReg | llsys.AccessFSTruncate)
 	// tempRights adds removal: spooled bodies are deleted when done.
 	tempRights = writeRights | landlock.AccessFSSet(llsys.AccessFSRemoveFile)
-	fileRead   = landlock.AccessFSSet(llsys.AccessFSReadFile)
-	fileWrite  = landlock.AccessFSSet(llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate)
+	// cacheRights add making and removing directories: the cache's disk
+	// tier creates its site directories, renames complete body files in
+	// them (within one directory: no Refer right needed) and empties them
+	// at start.
+	cacheRights = tempRights | landlock.AccessFSSet(llsys.AccessFSMakeDir|llsys.AccessFSRemoveDir)
+	fileRead    = landlock.AccessFSSet(llsys.AccessFSReadFile)
+	fileWrite   = landlock.AccessFSSet(llsys.AccessFSReadFile | llsys.AccessFSWriteFile | llsys.AccessFSTruncate)
 )
 
 // SystemReadOnly are read for name resolution, system trust roots and time
@@ -104,6 +109,9 @@ type Path struct {
 	File bool
 	// Why names the config key that needs it.
 	Why string
+	// Cache is true for the cache directory (cache_dir): below it files and
+	// directories are also created and deleted.
+	Cache bool
 }
 
 // Status is the sandbox in effect.
@@ -271,7 +279,7 @@ func NewPlan(cfg *config.Config, opts Options) (*Plan, error) {
 		p.addWrite(absPath(dest), "log")
 	}
 	if opts.CacheDir != "" {
-		p.ReadWrite = appendPath(p.ReadWrite, Path{Path: absPath(opts.CacheDir), Why: "cache directory"})
+		p.ReadWrite = appendPath(p.ReadWrite, Path{Path: absPath(opts.CacheDir), Why: "cache_dir", Cache: true})
 	}
 	for _, x := range opts.ReadOnly {
 		p.ReadOnly = appendPath(p.ReadOnly, Path{Path: absPath(x), Why: "extra read-only path"})
@@ -399,6 +407,7 @@ func appendPath(ps []Path, x Path) []Path {
 				ps[i].Why += ", " + x.Why
 			}
 			ps[i].File = ps[i].File && x.File
+			ps[i].Cache = ps[i].Cache || x.Cache
 			return ps
 		}
 	}
@@ -406,10 +415,15 @@ func appendPath(ps []Path, x Path) []Path {
 }
 
 // collapse drops paths lying under another directory of the list and sorts.
+// The cache directory stays: it has rights of its own.
 func collapse(ps []Path) []Path {
 	var out []Path
 	for _, x := range ps {
 		covered := false
+		if x.Cache {
+			out = append(out, x)
+			continue
+		}
 		for _, y := range ps {
 			if !y.File && y.Path != x.Path && within(x.Path, y.Path) {
 				covered = true
@@ -533,7 +547,11 @@ func (p *Plan) rules() ([]landlock.Rule, error) {
 		}
 	}
 	for _, x := range p.ReadWrite {
-		if err := add(x, writeRights, fileWrite); err != nil {
+		rights := writeRights
+		if x.Cache {
+			rights = cacheRights
+		}
+		if err := add(x, rights, fileWrite); err != nil {
 			return nil, err
 		}
 	}

@@ -102,11 +102,20 @@ func landlockHelper() {
 	if err != nil {
 		fatal("log: %v", err)
 	}
-	st, err := sandbox.Apply(cfg, sandbox.Options{})
+	st, err := sandbox.Apply(cfg, sandbox.Options{CacheDir: cfg.CacheDir})
 	if err != nil {
 		fatal("apply: %v", err)
 	}
 	r := result{}
+	// The disk tier of the cache: a site directory, a temporary file
+	// renamed into place, both deleted again.
+	site := filepath.Join(cfg.CacheDir, "0123abcd")
+	err = os.Mkdir(site, 0o700)
+	if err == nil {
+		tmp, final := filepath.Join(site, "x.tmp"), filepath.Join(site, "x")
+		err = errors.Join(os.WriteFile(tmp, []byte("body"), 0o600), os.Rename(tmp, final), os.Remove(final), os.Remove(site))
+	}
+	r.set("cache dir", err)
 	_, err = os.ReadFile(env("CONFIG"))
 	r.set("read config", err)
 	_, err = os.ReadFile(env("SECRET"))
@@ -409,15 +418,17 @@ func TestLandlock_ConfinesFilesAndPorts_AndReloadStillWorks(t *testing.T) {
 admin: {listen: "127.0.0.1:%s"}
 tls: {cert: certs/site.pem, key: certs/site-key.pem}
 log: {access: %s, security: stderr}
+cache_dir: %[6]s
 sites:
   - host: app.test
-    upstream: {targets: ["http://127.0.0.1:%s"]}
+    upstream: {targets: ["http://127.0.0.1:%[4]s"]}
     routes: [{prefix: /}]
   - host: other.test
     tls: {cert: %[5]s/fullchain.pem, key: %[5]s/privkey.pem}
     upstream: {targets: ["http://127.0.0.1:%[4]s"]}
     routes: [{prefix: /}]
-`, listen, admin, filepath.Join(l.logs, "access.log"), up, filepath.Join(l.root, "letsencrypt", "live", "other"))
+`, listen, admin, filepath.Join(l.logs, "access.log"), up, filepath.Join(l.root, "letsencrypt", "live", "other"), filepath.Join(l.root, "cache"))
+	must(t, os.Mkdir(filepath.Join(l.root, "cache"), 0o700))
 	replace(t, l.config, []byte(cfgText), 0o644)
 
 	cmd := helper(t, "landlock", map[string]string{
@@ -458,7 +469,7 @@ sites:
 	if !st.Enabled || !st.FS || st.ABI != min(sandbox.ABI(), 11) {
 		t.Fatalf("status %+v: want enabled, fs rules, ABI %d", st, min(sandbox.ABI(), 11))
 	}
-	allowed := []string{"read config", "read /etc/hosts", "system roots", "time zone", "write open log", "create in log dir", "dial upstream", "bind admin", "metrics"}
+	allowed := []string{"read config", "read /etc/hosts", "system roots", "time zone", "write open log", "create in log dir", "cache dir", "dial upstream", "bind admin", "metrics"}
 	refused := []string{"read secret", "read /etc/shadow", "write config dir", "write outside", "exec"}
 	if sandbox.ABI() >= 4 {
 		if !st.Net {

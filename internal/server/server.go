@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	s.shared = &pipeline.Shared{Store: store}
+	s.shared = &pipeline.Shared{Store: store, CacheDir: cfg.CacheDir}
 	if err := s.apply(ctx, cfg); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -221,7 +221,8 @@ func (s *Server) Reload(ctx context.Context) error {
 
 // RestartOnlyChanges lists the keys whose change a reload cannot apply:
 // what is bound, opened or dropped once at start (listeners, the admin
-// listener and its bounds, logs, the state store, the user, the sandbox)
+// listener and its bounds, logs, the state store, the user, the sandbox,
+// the cache directory, and the cache sizes of a site that stays)
 // and the limits net/http's servers take at start (header timeout, idle
 // timeout, head size). Everything else — sites, routes, TLS certificates
 // and policy, the other limits, stages, trusted_proxies — a reload applies.
@@ -240,6 +241,20 @@ func RestartOnlyChanges(running, next *config.Config) []string {
 	changed("user", running.User, next.User)
 	changed("group", running.Group, next.Group)
 	changed("sandbox", running.Sandbox, next.Sandbox)
+	// The caches' disk tier lives where the process started it (and where
+	// the sandbox lets it write).
+	changed("cache_dir", running.CacheDir, next.CacheDir)
+	// A site's cache outlives a reload with the sizes it was made with.
+	for i, ns := range next.Sites {
+		for _, rs := range running.Sites {
+			if rs.Host != ns.Host || !cached(rs) {
+				continue
+			}
+			changed(fmt.Sprintf("sites[%d].cache_size", i), rs.CacheSize, ns.CacheSize)
+			changed(fmt.Sprintf("sites[%d].cache_disk_size", i), rs.CacheDiskSize, ns.CacheDiskSize)
+			changed(fmt.Sprintf("sites[%d].cache_disk_max_object", i), rs.CacheDiskMaxObject, ns.CacheDiskMaxObject)
+		}
+	}
 	// net/http's servers take these when they start (its header timeout
 	// bounds a whole head, its keepalive the idle time, its head limit is
 	// the guard's plus 4 KiB); the guard's own checks follow a reload.
@@ -253,6 +268,16 @@ func RestartOnlyChanges(running, next *config.Config) []string {
 		changed("limits.send_timeout (admin listener)", r.SendTimeout, n.SendTimeout)
 	}
 	return keys
+}
+
+// cached reports whether a site has a cache: a route with the cache on.
+func cached(s config.Site) bool {
+	for _, r := range s.Routes {
+		if r.Cache != nil && r.Cache.Enabled {
+			return true
+		}
+	}
+	return false
 }
 
 // Config returns the config in effect.
