@@ -4,7 +4,9 @@
 // the upstream next to nothing.
 //
 // It is an RFC 9111 shared cache in memory, one Store per site with a byte
-// budget and least-recently-used eviction. Only GET and HEAD are served from
+// budget and least-recently-used eviction; optionally the bodies too large
+// for memory are kept in files under cache_dir, with a disk budget and LRU
+// of their own (disk.go). Only GET and HEAD are served from
 // it. A fresh entry is served as it is; a stale one is revalidated by exactly
 // one conditional request (If-None-Match / If-Modified-Since) while the other
 // clients get the stale copy (stale-while-revalidate) or wait for that one
