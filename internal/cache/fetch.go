@@ -318,16 +318,17 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		switch {
 		case storable:
 			res.stored = s.insert(e, gen)
-			if !res.stored && file != "" {
-				// Only a stored body file is ever served: without the
-				// store's bookkeeping nothing would delete it.
-				_ = os.Remove(file)
-				res.entry, res.pass = nil, passNotStored
-			}
 		case !shareable:
 			s.insert(h.newMarker(k, now), gen) // the URL answers with something personal or no-store
 		case cond != nil:
 			s.remove(cond)
+		}
+		if file != "" && !res.stored {
+			// Only a stored body file is ever served: without the store's
+			// bookkeeping nothing would delete it. (A purge during the
+			// fetch, or a response found not storable when it ended.)
+			_ = os.Remove(file)
+			res.entry, res.pass = nil, passNotStored
 		}
 	}
 	return res
