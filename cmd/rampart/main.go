@@ -28,6 +28,8 @@ Usage:
                                          artefacts for the host, generated from the config
   rampart bans [--admin URL] list|add IP DURATION [REASON]|remove IP
                                          manage bans through the admin listener
+  rampart cache [--admin URL] stats [SITE]|purge SITE [--prefix PATH|--key URL]
+                                         show and purge the edge cache through the admin listener
   rampart version                        print version, commit and dependency versions
 `
 
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdInit(args[1:], stdout, stderr)
 	case "bans":
 		return cmdBans(args[1:], stdout, stderr)
+	case "cache":
+		return cmdCache(args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
 	case "deploy":

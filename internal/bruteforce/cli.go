@@ -1,9 +1,6 @@
 package bruteforce
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/adminclient"
 )
 
 const cliUsage = `usage:
@@ -43,7 +42,7 @@ func RunCLI(args []string, adminURL string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rampart bans: no admin API address")
 		return 1
 	}
-	c := &cliClient{base: strings.TrimRight(adminURL, "/"), http: &http.Client{Timeout: 10 * time.Second}}
+	c := &cliClient{adminclient.New(adminURL)}
 	var err error
 	switch args[0] {
 	case "list", "ls":
@@ -74,56 +73,11 @@ func RunCLI(args []string, adminURL string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-type cliClient struct {
-	base string
-	http *http.Client
-}
-
-// do sends a request and decodes a JSON answer into out; a non-2xx answer
-// becomes an error carrying the API's message.
-func (c *cliClient) do(method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("admin API answered %s", resp.Status)
-	}
-	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
-	}
-	return nil
-}
+type cliClient struct{ *adminclient.Client }
 
 func (c *cliClient) list(stdout io.Writer) error {
 	var bans []BanView
-	if err := c.do(http.MethodGet, "/bans", nil, &bans); err != nil {
+	if err := c.Do(http.MethodGet, "/bans", nil, &bans); err != nil {
 		return err
 	}
 	if len(bans) == 0 {
@@ -154,7 +108,7 @@ func (c *cliClient) add(stdout io.Writer, target, duration, reason string) error
 		req.IP = target
 	}
 	var b BanView
-	if err := c.do(http.MethodPost, "/bans", req, &b); err != nil {
+	if err := c.Do(http.MethodPost, "/bans", req, &b); err != nil {
 		return err
 	}
 	until := "further notice"
@@ -170,7 +124,7 @@ func (c *cliClient) remove(stdout io.Writer, target string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.do(http.MethodDelete, "/bans/"+url.PathEscape(key), nil, nil); err != nil {
+	if err := c.Do(http.MethodDelete, "/bans/"+url.PathEscape(key), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "lifted ban on %s\n", key)
