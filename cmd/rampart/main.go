@@ -10,6 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/rampart-proxy/rampart/internal/adminclient"
+	"github.com/rampart-proxy/rampart/internal/bruteforce"
+	"github.com/rampart-proxy/rampart/internal/cache"
 )
 
 func main() {
@@ -48,9 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "init":
 		return cmdInit(args[1:], stdout, stderr)
 	case "bans":
-		return cmdBans(args[1:], stdout, stderr)
+		return adminCmd(bruteforce.RunCLI, args[1:], stdout, stderr)
 	case "cache":
-		return cmdCache(args[1:], stdout, stderr)
+		return adminCmd(cache.RunCLI, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
 	case "deploy":
@@ -63,4 +67,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "rampart: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// adminCmd runs a command of the admin API (rampart bans, rampart cache)
+// after taking a leading --admin URL off its arguments.
+func adminCmd(run func(args []string, adminURL string, stdout, stderr io.Writer) int, args []string, stdout, stderr io.Writer) int {
+	admin, args := adminclient.SplitFlag(args)
+	return run(args, admin, stdout, stderr)
 }

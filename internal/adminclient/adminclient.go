@@ -84,3 +84,52 @@ func SplitFlag(args []string) (admin string, rest []string) {
 	}
 	return DefaultURL, args
 }
+
+// UsageError is a command line that does not parse: the command exits 2
+// after printing it and its usage.
+type UsageError string
+
+func (e UsageError) Error() string { return string(e) }
+
+// Command is a command-line tool of the admin API (rampart bans, rampart
+// cache): its name, its usage text, and what it does with a subcommand.
+type Command struct {
+	Name  string
+	Usage string
+	// Run does the subcommand args[0] with its arguments, printing its
+	// answer on stdout; a bad command line is a UsageError.
+	Run func(c *Client, args []string, stdout io.Writer) error
+}
+
+// Main runs cmd with args (the words after its name; a leading name is
+// accepted too) against the admin API at adminURL and returns the exit
+// status: 0 done, 1 failed, 2 usage error.
+func (cmd Command) Main(args []string, adminURL string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == cmd.Name {
+		args = args[1:]
+	}
+	prefix := "rampart " + cmd.Name + ": "
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stderr, cmd.Usage)
+		return 2
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(stdout, cmd.Usage)
+		return 0
+	case adminURL == "":
+		fmt.Fprintln(stderr, prefix+"no admin API address")
+		return 1
+	}
+	err := cmd.Run(New(adminURL), args, stdout)
+	var usage UsageError
+	switch {
+	case errors.As(err, &usage):
+		fmt.Fprintln(stderr, prefix+string(usage))
+		fmt.Fprint(stderr, cmd.Usage)
+		return 2
+	case err != nil:
+		fmt.Fprintln(stderr, prefix+err.Error())
+		return 1
+	}
+	return 0
+}

@@ -25,52 +25,29 @@ KEY is ip:<addr> or user:<site>:<name>; DURATION is 30m, 1h, 24h, ...
 // 1 failed, 2 usage error. args are the words after "bans" (a leading
 // "bans" is accepted too).
 func RunCLI(args []string, adminURL string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "bans" {
-		args = args[1:]
-	}
-	usage := func(msg string) int {
-		if msg != "" {
-			fmt.Fprintln(stderr, "rampart bans: "+msg)
-		}
-		fmt.Fprint(stderr, cliUsage)
-		return 2
-	}
-	if len(args) == 0 {
-		return usage("")
-	}
-	if adminURL == "" {
-		fmt.Fprintln(stderr, "rampart bans: no admin API address")
-		return 1
-	}
-	c := &cliClient{adminclient.New(adminURL)}
-	var err error
+	return adminclient.Command{Name: "bans", Usage: cliUsage, Run: runBans}.Main(args, adminURL, stdout, stderr)
+}
+
+func runBans(ac *adminclient.Client, args []string, stdout io.Writer) error {
+	c := &cliClient{ac}
 	switch args[0] {
 	case "list", "ls":
 		if len(args) != 1 {
-			return usage("list takes no arguments")
+			return adminclient.UsageError("list takes no arguments")
 		}
-		err = c.list(stdout)
+		return c.list(stdout)
 	case "add":
 		if len(args) < 3 {
-			return usage("add needs an address (or key) and a duration")
+			return adminclient.UsageError("add needs an address (or key) and a duration")
 		}
-		err = c.add(stdout, args[1], args[2], strings.Join(args[3:], " "))
+		return c.add(stdout, args[1], args[2], strings.Join(args[3:], " "))
 	case "remove", "rm", "delete":
 		if len(args) != 2 {
-			return usage("remove needs one address (or key)")
+			return adminclient.UsageError("remove needs one address (or key)")
 		}
-		err = c.remove(stdout, args[1])
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, cliUsage)
-		return 0
-	default:
-		return usage(fmt.Sprintf("unknown command %q", args[0]))
+		return c.remove(stdout, args[1])
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "rampart bans: "+err.Error())
-		return 1
-	}
-	return 0
+	return adminclient.UsageError(fmt.Sprintf("unknown command %q", args[0]))
 }
 
 type cliClient struct{ *adminclient.Client }

@@ -21,28 +21,20 @@ const cliUsage = `usage:
 // (e.g. http://127.0.0.1:9901) and returns the exit status: 0 done,
 // 1 failed, 2 usage error. args are the words after "cache".
 func RunCLI(args []string, adminURL string, stdout, stderr io.Writer) int {
-	usage := func(msg string) int {
-		if msg != "" {
-			fmt.Fprintln(stderr, "rampart cache: "+msg)
-		}
-		fmt.Fprint(stderr, cliUsage)
-		return 2
-	}
-	if len(args) == 0 {
-		return usage("")
-	}
-	c := adminclient.New(adminURL)
-	var err error
+	return adminclient.Command{Name: "cache", Usage: cliUsage, Run: runCLI}.Main(args, adminURL, stdout, stderr)
+}
+
+func runCLI(c *adminclient.Client, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "stats":
 		if len(args) > 2 {
-			return usage("stats takes at most one site")
+			return adminclient.UsageError("stats takes at most one site")
 		}
 		site := ""
 		if len(args) == 2 {
 			site = args[1]
 		}
-		err = cliStats(c, stdout, site)
+		return cliStats(c, stdout, site)
 	case "purge":
 		q := url.Values{}
 		switch {
@@ -50,21 +42,12 @@ func RunCLI(args []string, adminURL string, stdout, stderr io.Writer) int {
 		case len(args) == 4 && (args[2] == "--prefix" || args[2] == "--key"):
 			q.Set(args[2][2:], args[3])
 		default:
-			return usage("purge needs a site, then at most one of --prefix PATH or --key URL")
+			return adminclient.UsageError("purge needs a site, then at most one of --prefix PATH or --key URL")
 		}
 		q.Set("site", args[1])
-		err = cliPurge(c, stdout, q)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, cliUsage)
-		return 0
-	default:
-		return usage(fmt.Sprintf("unknown command %q", args[0]))
+		return cliPurge(c, stdout, q)
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "rampart cache: "+err.Error())
-		return 1
-	}
-	return 0
+	return adminclient.UsageError(fmt.Sprintf("unknown command %q", args[0]))
 }
 
 func cliStats(c *adminclient.Client, stdout io.Writer, site string) error {

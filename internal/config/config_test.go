@@ -191,19 +191,45 @@ func TestParse_WrongTypeNamesLineAndKey(t *testing.T) {
 	}
 }
 
+// keyErrorCase is a config that must fail with an error naming key, at the
+// line holding marker, with msg in its message.
+type keyErrorCase struct {
+	name   string
+	doc    string
+	marker string // text on the line the error must name
+	key    string
+	msg    string // substring of the message
+}
+
+func checkKeyErrors(t *testing.T, cases []keyErrorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			es := parseErrors(t, tc.doc)
+			want := lineOf(t, tc.doc, tc.marker)
+			for _, e := range es {
+				if e.Key == tc.key {
+					if e.Line != want {
+						t.Errorf("%s: Line = %d, want %d", e.Key, e.Line, want)
+					}
+					if !strings.Contains(e.Msg, tc.msg) {
+						t.Errorf("%s: Msg = %q, want it to contain %q", e.Key, e.Msg, tc.msg)
+					}
+					return
+				}
+			}
+			t.Errorf("no error for key %q; got:\n%v", tc.key, es)
+		})
+	}
+}
+
 func TestParse_ValidationErrorsNameLineAndKey(t *testing.T) {
 	site := func(body string) string {
 		return "tls:\n  cert: c.pem\n  key: k.pem\nsites:\n  - host: app.example.com\n" + body
 	}
 	upstream := "    upstream:\n      targets: [\"http://127.0.0.1:9001\"]\n"
 	routes := "    routes:\n      - prefix: /\n"
-	cases := []struct {
-		name   string
-		doc    string
-		marker string // text on the line the error must name
-		key    string
-		msg    string // substring of the message
-	}{
+	cases := []keyErrorCase{
 		{
 			name:   "TLS 1.0 refused at the line of the value",
 			doc:    "tls:\n  cert: c.pem\n  key: k.pem\n  versions:\n    - \"1.2\"\n    - \"1.0\"\n" + afterTLS,
@@ -440,24 +466,7 @@ func TestParse_ValidationErrorsNameLineAndKey(t *testing.T) {
 			marker: "max_uri_length", key: "limits.max_uri_length", msg: "between 256B and max_header_bytes",
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			es := parseErrors(t, tc.doc)
-			want := lineOf(t, tc.doc, tc.marker)
-			for _, e := range es {
-				if e.Key == tc.key {
-					if e.Line != want {
-						t.Errorf("%s: Line = %d, want %d", e.Key, e.Line, want)
-					}
-					if !strings.Contains(e.Msg, tc.msg) {
-						t.Errorf("%s: Msg = %q, want it to contain %q", e.Key, e.Msg, tc.msg)
-					}
-					return
-				}
-			}
-			t.Errorf("no error for key %q; got:\n%v", tc.key, es)
-		})
-	}
+	checkKeyErrors(t, cases)
 }
 
 func TestParse_AcceptsTLS12Only(t *testing.T) {
@@ -781,9 +790,7 @@ func TestParse_CacheDiskDefaults(t *testing.T) {
 }
 
 func TestParse_CacheDiskErrorsNameLineAndKey(t *testing.T) {
-	cases := []struct {
-		name, doc, marker, key, msg string
-	}{
+	cases := []keyErrorCase{
 		{
 			name:   "disk size without cache_dir",
 			doc:    minimalYAML + "    cache_disk_size: 1GiB\n",
@@ -825,22 +832,5 @@ func TestParse_CacheDiskErrorsNameLineAndKey(t *testing.T) {
 			marker: "cache_disk_size:", key: "sites[0].cache_disk_size", msg: "size",
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			es := parseErrors(t, tc.doc)
-			want := lineOf(t, tc.doc, tc.marker)
-			for _, e := range es {
-				if e.Key == tc.key {
-					if e.Line != want {
-						t.Errorf("%s: Line = %d, want %d", e.Key, e.Line, want)
-					}
-					if !strings.Contains(e.Msg, tc.msg) {
-						t.Errorf("%s: Msg = %q, want it to contain %q", e.Key, e.Msg, tc.msg)
-					}
-					return
-				}
-			}
-			t.Errorf("no error for key %q; got:\n%v", tc.key, es)
-		})
-	}
+	checkKeyErrors(t, cases)
 }
