@@ -63,6 +63,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if err := srv.OpenCacheDir(); err != nil {
+		fmt.Fprintf(stderr, "rampart: %v\n", err)
+		return 1
+	}
 	if _, err := sandbox.Apply(cfg, sandbox.Options{Disabled: cfg.Sandbox == "off", CacheDir: cfg.CacheDir}); err != nil {
 		fmt.Fprintf(stderr, "rampart: sandbox: %v (set sandbox: off to run without it)\n", err)
 		return 1

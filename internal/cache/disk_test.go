@@ -36,18 +36,33 @@ func bigBody(n int, seed string) string {
 	return b.String()[:n]
 }
 
+// openDir makes path a cache_dir as rampart wants it (mode 0700) and opens
+// it.
+func openDir(t *testing.T, path string) *Dir {
+	t.Helper()
+	if err := os.Chmod(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDir(path)
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
 // newDiskEnv is a test environment whose store has a disk tier in a fresh
 // directory; it returns the site directory too.
 func newDiskEnv(t *testing.T, cfg RouteConfig, disk DiskConfig) (*testEnv, string) {
 	t.Helper()
-	if disk.Dir == "" {
-		disk.Dir = t.TempDir()
+	if disk.Dir == nil {
+		disk.Dir = openDir(t, t.TempDir())
 	}
 	env := newTestEnvWith(t, cfg, NewDiskStore(testSite, diskMemBudget, disk))
 	if env.store.disk == nil {
 		t.Fatalf("no disk tier for %+v", disk)
 	}
-	return env, SiteDir(disk.Dir, testSite)
+	return env, SiteDir(disk.Dir.Path(), testSite)
 }
 
 // bodyFiles lists the files in a site directory, temporary ones included.
@@ -484,7 +499,7 @@ func TestDisk_MaxAgeExpiryDeletesTheFile(t *testing.T) {
 
 func TestDisk_NewStoreEmptiesTheSiteDirectory(t *testing.T) {
 	root := t.TempDir()
-	disk := DiskConfig{Dir: root, Budget: 8 * mib}
+	disk := DiskConfig{Dir: openDir(t, root), Budget: 8 * mib}
 	env, dir := newDiskEnv(t, RouteConfig{}, disk)
 	env.origin.set(func(o *origin) { o.body = bigBody(diskObject, "v1") })
 	env.get(t, "/a.wav")
@@ -535,32 +550,31 @@ func TestDisk_CloseDeletesFilesAndStopsWriting(t *testing.T) {
 
 func TestDisk_WriteErrorPassesThroughAndCounts(t *testing.T) {
 	cases := []struct {
-		name  string
-		setup func(t *testing.T) string // returns cache_dir
+		name     string
+		sabotage func(t *testing.T, siteDir string)
 	}{
-		{"under a regular file", func(t *testing.T) string {
-			f := filepath.Join(t.TempDir(), "file")
-			if err := os.WriteFile(f, nil, 0o600); err != nil {
+		{"site directory replaced by a file", func(t *testing.T, siteDir string) {
+			if err := os.RemoveAll(siteDir); err != nil {
 				t.Fatal(err)
 			}
-			return filepath.Join(f, "cache")
+			if err := os.WriteFile(siteDir, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}},
-		{"read-only directory", func(t *testing.T) string {
+		{"read-only site directory", func(t *testing.T, siteDir string) {
 			if os.Getuid() == 0 {
-				t.Skip("root writes into a 0500 directory; the regular-file case covers this")
+				t.Skip("root writes into a 0500 directory; the other case covers this")
 			}
-			d := t.TempDir()
-			if err := os.Chmod(d, 0o500); err != nil {
+			if err := os.Chmod(siteDir, 0o500); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = os.Chmod(d, 0o700) })
-			return d
+			t.Cleanup(func() { _ = os.Chmod(siteDir, 0o700) })
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			root := tc.setup(t)
-			env, _ := newDiskEnv(t, RouteConfig{}, DiskConfig{Dir: root, Budget: 8 * mib})
+			env, siteDir := newDiskEnv(t, RouteConfig{}, DiskConfig{Budget: 8 * mib})
+			tc.sabotage(t, siteDir)
 			big := bigBody(diskObject, "v1")
 			env.origin.set(func(o *origin) { o.body = big })
 			metricBefore := metricValue(t, env.store.m.diskErrors)
@@ -585,7 +599,7 @@ func TestDisk_WriteErrorPassesThroughAndCounts(t *testing.T) {
 }
 
 func TestDisk_NoTierWhenNothingWouldGoToDisk(t *testing.T) {
-	dir := t.TempDir()
+	dir := openDir(t, t.TempDir())
 	for _, d := range []DiskConfig{
 		{Dir: dir},        // no budget
 		{Budget: 8 * mib}, // no directory
@@ -598,5 +612,216 @@ func TestDisk_NoTierWhenNothingWouldGoToDisk(t *testing.T) {
 	s := NewDiskStore(testSite, diskMemBudget, DiskConfig{Dir: dir, Budget: 2 * mib, MaxObject: 100 * mib})
 	if st := s.Stats(); st.DiskMaxObject != 512<<10 {
 		t.Errorf("max object %d, want it bounded to a quarter of the budget", st.DiskMaxObject)
+	}
+}
+
+// TestDir_OpenChecksTheDirectory: cache_dir is opened only when it is a
+// real directory of the user rampart runs as, closed to everyone else.
+func TestDir_OpenChecksTheDirectory(t *testing.T) {
+	good := t.TempDir()
+	if err := os.Chmod(good, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{ // path: what the error must say
+		link:                     "symbolic link",
+		open:                     "chmod 700",
+		file:                     "not a directory",
+		filepath.Join(good, "x"): "create it",
+	}
+	if os.Geteuid() == 0 {
+		other := t.TempDir()
+		if err := os.Chmod(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		cases[other] = "belongs to uid 12345"
+	}
+	for path, want := range cases {
+		if err := NewDir(path).Open(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s) = %v, want an error saying %q", path, err, want)
+		}
+	}
+	d := NewDir(good)
+	if err := d.Open(); err != nil {
+		t.Fatalf("Open of a 0700 directory of ours: %v", err)
+	}
+	_ = d.Close()
+}
+
+// TestDisk_EmptyingDoesNotFollowALink: a site directory that is a link to
+// somewhere else is replaced, never followed; what it pointed to stays.
+func TestDisk_EmptyingDoesNotFollowALink(t *testing.T) {
+	outside := t.TempDir()
+	for _, f := range []string{"a.conf", "sub/b.key"} {
+		p := filepath.Join(outside, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("precious"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := t.TempDir()
+	if err := os.Symlink(outside, SiteDir(root, testSite)); err != nil {
+		t.Fatal(err)
+	}
+	// Before Open nothing is touched; at Open the site directory is emptied.
+	dir := NewDir(root)
+	if err := os.Chmod(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := NewDiskStore(testSite, diskMemBudget, DiskConfig{Dir: dir, Budget: 8 * mib})
+	if fi, err := os.Lstat(SiteDir(root, testSite)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the site directory changed before Open: %v %v", fi, err)
+	}
+	if err := dir.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dir.Close() })
+	for _, f := range []string{"a.conf", "sub/b.key"} {
+		if b, err := os.ReadFile(filepath.Join(outside, f)); err != nil || string(b) != "precious" {
+			t.Errorf("%s outside cache_dir: %q, %v; want it untouched", f, b, err)
+		}
+	}
+	if fi, err := os.Lstat(SiteDir(root, testSite)); err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("the site directory is not a real directory now: %v %v", fi, err)
+	}
+	if s.disk == nil {
+		t.Fatal("no disk tier")
+	}
+}
+
+// TestDisk_ReplacedFileIsNotServed: a body file put in place of the one
+// rampart wrote (same name, same size) is never served.
+func TestDisk_ReplacedFileIsNotServed(t *testing.T) {
+	env, dir := newDiskEnv(t, RouteConfig{}, DiskConfig{Budget: 8 * mib})
+	big := bigBody(diskObject, "v1")
+	env.origin.set(func(o *origin) { o.body = big })
+	env.get(t, "/a.wav")
+	files := bodyFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("files %q, want one", files)
+	}
+	p := filepath.Join(dir, files[0])
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(strings.Repeat("X", diskObject)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := env.origin.hits.Load()
+	resp, body := env.get(t, "/a.wav")
+	if body != big || resp.Header.Get("Cache-Status") == "rampart; hit" {
+		t.Fatalf("served %q… as %q; want the upstream's body, not the substituted file", body[:8], resp.Header.Get("Cache-Status"))
+	}
+	if env.origin.hits.Load() != before+1 {
+		t.Errorf("the upstream was asked %d times, want once", env.origin.hits.Load()-before)
+	}
+}
+
+// TestDisk_UnreadableFileKeepsTheEntry: a body file that cannot be opened
+// for a reason that may pass is not taken for a deleted one: the request
+// goes upstream and the entry stays.
+func TestDisk_UnreadableFileKeepsTheEntry(t *testing.T) {
+	d := openDir(t, t.TempDir())
+	env, _ := newDiskEnv(t, RouteConfig{}, DiskConfig{Dir: d, Budget: 8 * mib})
+	big := bigBody(diskObject, "v1")
+	env.origin.set(func(o *origin) { o.body = big })
+	env.get(t, "/a.wav")
+	_ = d.Close() // every open fails now, with errNotOpen
+	resp, body := env.get(t, "/a.wav")
+	expect(t, resp, body, 200, "rampart; fwd=miss; detail=disk-error", big)
+	if st := env.store.Stats(); st.DiskObjects != 1 || st.Entries != 1 || st.Markers != 0 {
+		t.Errorf("stats = %+v; want the entry kept and no marker", st)
+	}
+}
+
+// TestDisk_BodiesBeingWrittenStayWithinTheBudget: however many fetches
+// write at once, their temporary files together claim at most the disk
+// budget; the others pass through (detail=busy) and nothing is left.
+func TestDisk_BodiesBeingWrittenStayWithinTheBudget(t *testing.T) {
+	env, dir := newDiskEnv(t, RouteConfig{}, DiskConfig{Budget: 1 * mib}) // max object 256 KiB
+	const size = 250 << 10
+	release := make(chan struct{})
+	env.origin.set(func(o *origin) {
+		o.serve = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			w.Header().Set("Cache-Control", "max-age=300")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(strings.Repeat("a", size-1)))
+			w.(http.Flusher).Flush()
+			<-release
+			_, _ = w.Write([]byte("z"))
+		}
+	})
+	const n = 12
+	statuses := make(chan string, n)
+	for i := range n {
+		go func() {
+			resp, err := env.client.Get(env.front.URL + fmt.Sprintf("/rec/%d.wav", i))
+			if err != nil {
+				statuses <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			statuses <- fmt.Sprintf("%d %d %s", resp.StatusCode, len(b), resp.Header.Get("Cache-Status"))
+		}()
+	}
+	// The fetches that got a claim write their files and wait; the others
+	// pass through and wait at the upstream too.
+	deadline := time.Now().Add(5 * time.Second)
+	for env.origin.hits.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	var tmpBytes int64
+	tmp := 0
+	for _, f := range bodyFiles(t, dir) {
+		if strings.HasSuffix(f, ".tmp") {
+			tmp++
+			if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				tmpBytes += fi.Size()
+			}
+		}
+	}
+	if tmp == 0 || tmp > 4 || tmpBytes > 1*mib {
+		t.Errorf("%d temporary files of %d bytes while %d fetches wrote; want 1 to 4, within the 1 MiB budget", tmp, tmpBytes, n)
+	}
+	close(release)
+	busy := 0
+	for range n {
+		st := <-statuses
+		if !strings.HasPrefix(st, fmt.Sprintf("200 %d ", size)) {
+			t.Errorf("an answer: %s", st)
+		}
+		if strings.Contains(st, "detail=busy") {
+			busy++
+		}
+	}
+	if busy < n-4 {
+		t.Errorf("%d answers passed through as busy, want at least %d", busy, n-4)
+	}
+	if env.store.disk.reserved.Load() != 0 {
+		t.Errorf("%d bytes still claimed after every fetch ended", env.store.disk.reserved.Load())
+	}
+	for _, f := range bodyFiles(t, dir) {
+		if strings.HasSuffix(f, ".tmp") {
+			t.Errorf("temporary file %s left", f)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +35,7 @@ type capture struct {
 	length   int64  // the declared Content-Length, -1 when there is none
 	diskErr  error  // writing the temporary file failed
 	diskOp   string // what failed: create, write
+	diskBusy bool   // the bodies being written hold the disk budget
 }
 
 var errTooLarge = errors.New("cache: response larger than the largest cacheable object")
@@ -71,7 +71,7 @@ func (c *capture) Write(p []byte) (int, error) {
 		c.WriteHeader(http.StatusOK)
 	}
 	switch {
-	case c.tooLarge || c.diskErr != nil:
+	case c.tooLarge || c.diskErr != nil || c.diskBusy:
 		return 0, errTooLarge
 	case c.spill == nil && int64(len(c.body)+len(p)) <= c.limit:
 		c.body = append(c.body, p...)
@@ -101,18 +101,30 @@ func (c *capture) Write(p []byte) (int, error) {
 }
 
 // startSpill moves the body to a new temporary file, with the bytes held
-// so far.
+// so far. The file's bytes are claimed from the disk budget first (the
+// declared length, or the largest object when none is declared): bodies
+// being written never hold more than the budget together, however many
+// fetches run.
 func (c *capture) startSpill() bool {
 	if c.disk.closed.Load() {
 		c.tooLarge = true
 		return false
 	}
-	f, err := c.disk.create()
+	claim := c.disk.maxObject
+	if c.length >= 0 {
+		claim = c.length
+	}
+	if !c.disk.reserve(claim) {
+		c.diskBusy = true
+		return false
+	}
+	f, name, err := c.disk.create()
 	if err != nil {
+		c.disk.reserved.Add(-claim)
 		c.diskErr, c.diskOp = err, "create"
 		return false
 	}
-	c.spill = &spill{f: f, path: f.Name()}
+	c.spill = &spill{d: c.disk, f: f, name: name, reserved: claim}
 	if len(c.body) > 0 {
 		n, err := f.Write(c.body)
 		c.spill.n = int64(n)
@@ -132,25 +144,41 @@ func (c *capture) failSpill(op string, err error) {
 }
 
 // finishSpill closes the temporary file of a complete body and commits it
-// under its final name. A body shorter than its declared length (the proxy
-// ended the copy early without saying so) is not committed.
-func (c *capture) finishSpill() (path string, size int64, err error) {
+// under its final name (relative to cache_dir). A body shorter than its
+// declared length (the proxy ended the copy early without saying so) is
+// not committed.
+func (c *capture) finishSpill() (*bodyFile, error) {
 	sp := c.spill
 	c.spill = nil
 	if c.length >= 0 && sp.n != c.length {
 		sp.discard()
-		return "", 0, errIncomplete
+		return nil, errIncomplete
 	}
-	if err := sp.f.Close(); err != nil {
-		_ = os.Remove(sp.path)
-		return "", 0, err
+	defer sp.release()
+	fi, err := sp.f.Stat()
+	if err == nil && fi.Size() != sp.n {
+		err = errors.New("cache: body file size differs from the bytes written")
 	}
-	final, err := c.disk.commit(sp.path)
+	if cerr := sp.f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		_ = os.Remove(sp.path)
-		return "", 0, err
+		_ = sp.d.remove(sp.name)
+		return nil, err
 	}
-	return final, sp.n, nil
+	final, err := c.disk.commit(sp.name)
+	if err != nil {
+		_ = sp.d.remove(sp.name)
+		return nil, err
+	}
+	if fi, err = c.disk.stat(final); err != nil || !fi.Mode().IsRegular() || fi.Size() != sp.n {
+		_ = sp.d.remove(final)
+		if err == nil {
+			err = errors.New("cache: body file changed while it was committed")
+		}
+		return nil, err
+	}
+	return &bodyFile{name: final, info: fi}, nil
 }
 
 // discardSpill deletes a temporary file not committed.
@@ -270,6 +298,10 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		res.pass = passDiskError
 		s.insert(h.newMarker(k, now), gen)
 		h.countRevalidation(cond, http.StatusOK)
+	case cw.diskBusy:
+		// Transient: no marker, the next request may store it.
+		res.pass = passBusy
+		h.countRevalidation(cond, 0)
 	case cw.tooLarge:
 		res.pass = passTooLarge
 		s.insert(h.newMarker(k, now), gen)
@@ -283,7 +315,7 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 	case !answered || cw.status >= 500:
 		res.failed = true
 		if answered {
-			res.entry, _, res.shareable = h.newEntry(k, req, cw, now, "", 0)
+			res.entry, _, res.shareable = h.newEntry(k, req, cw, now, nil)
 		}
 		h.countRevalidation(cond, 0)
 		if cond != nil {
@@ -300,20 +332,20 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		}
 	default:
 		h.countRevalidation(cond, http.StatusOK)
-		var file string
-		var size int64
+		var file *bodyFile
 		if cw.spill != nil {
 			var err error
-			if file, size, err = cw.finishSpill(); err != nil {
+			if file, err = cw.finishSpill(); err != nil {
 				res.pass = passIncomplete
 				if err != errIncomplete {
 					s.diskWriteError("commit", err)
 					res.pass = passDiskError
+					s.insert(h.newMarker(k, now), gen) // as for a failed create or write
 				}
 				break
 			}
 		}
-		e, storable, shareable := h.newEntry(k, req, cw, now, file, size)
+		e, storable, shareable := h.newEntry(k, req, cw, now, file)
 		res.entry, res.shareable = e, shareable
 		switch {
 		case storable:
@@ -323,11 +355,11 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		case cond != nil:
 			s.remove(cond)
 		}
-		if file != "" && !res.stored {
+		if file != nil && !res.stored {
 			// Only a stored body file is ever served: without the store's
 			// bookkeeping nothing would delete it. (A purge during the
 			// fetch, or a response found not storable when it ended.)
-			_ = os.Remove(file)
+			_ = s.disk.remove(file.name)
 			res.entry, res.pass = nil, passNotStored
 		}
 	}
@@ -420,7 +452,7 @@ func (h *handler) policyOf(status int, hdr http.Header, now time.Time) policy {
 // may be done with it: store it (storable), or at least hand it to
 // collapsed requests (shareable). A body that went to disk is the
 // committed file (of size bytes); cw holds none then.
-func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Time, file string, size int64) (e *entry, storable, shareable bool) {
+func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Time, file *bodyFile) (e *entry, storable, shareable bool) {
 	hdr := cw.header
 	status := cw.status
 	pol := h.policyOf(status, hdr, now)
@@ -431,8 +463,8 @@ func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Ti
 		body = slices.Clone(body)
 	}
 	bodyLen := int64(len(body))
-	if file != "" {
-		body, bodyLen = nil, size
+	if file != nil {
+		body, bodyLen = nil, file.info.Size()
 	}
 	e = &entry{
 		key:            k,
@@ -442,7 +474,6 @@ func (h *handler) newEntry(k resKey, req *http.Request, cw *capture, now time.Ti
 		header:         storedHeader(hdr, nil, status, bodyLen),
 		body:           slices.Clip(body),
 		file:           file,
-		fileSize:       size,
 		etag:           hdr.Get("ETag"),
 		stored:         now,
 		initialAge:     ageHeader(hdr),
@@ -471,7 +502,6 @@ func (h *handler) refreshed(old *entry, hdr304 http.Header, now time.Time) (e *e
 		header:         merged,
 		body:           old.body,
 		file:           old.file, // the body file is shared as it is
-		fileSize:       old.fileSize,
 		etag:           merged.Get("ETag"),
 		stored:         now,
 		initialAge:     ageHeader(hdr304),
@@ -511,8 +541,8 @@ func storedHeader(src, base http.Header, status int, bodyLen int64) http.Header 
 
 // bodyLen is the length of the stored body, in memory or on disk.
 func (e *entry) bodyLen() int64 {
-	if e.file != "" {
-		return e.fileSize
+	if e.file != nil {
+		return e.fileSize()
 	}
 	return int64(len(e.body))
 }

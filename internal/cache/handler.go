@@ -1,7 +1,9 @@
 package cache
 
 import (
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -23,6 +25,7 @@ var (
 	csUpgrade       = []string{"rampart; fwd=bypass; detail=upgrade"}
 	csUncacheable   = []string{"rampart; fwd=miss; detail=uncacheable"}
 	csGone          = []string{"rampart; fwd=miss; detail=evicted"}
+	csUnreadable    = []string{"rampart; fwd=miss; detail=disk-error"}
 	defaultVaryHint = []string{"Accept-Encoding"}
 )
 
@@ -121,7 +124,11 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 	s := h.s
 	age := e.age(now)
 	if age < e.lifetime {
-		if !s.serve(w, r, e, csHit, now) {
+		if err := s.serve(w, r, e, csHit, now); err != nil {
+			if !errors.Is(err, errFileGone) {
+				h.unreadable(w, r)
+				return
+			}
 			// The body file went (evicted or purged) between the lookup
 			// and now: a miss after all.
 			s.remove(e)
@@ -262,26 +269,40 @@ func (h *handler) revalidateInBackground(r *http.Request, k resKey, e *entry) {
 }
 
 func (h *handler) serveStale(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) {
-	if !h.s.serve(w, r, e, status, now) {
-		h.gone(w, r, e)
+	if err := h.s.serve(w, r, e, status, now); err != nil {
+		h.gone(w, r, e, err)
 		return
 	}
 	h.s.n.staleServed.Add(1)
 	h.s.m.staleServed.Inc()
 }
 
-// answer serves e, or passes the request on when e's body file is gone.
+// answer serves e, or passes the request on when e's body file cannot be
+// read.
 func (h *handler) answer(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) {
-	if !h.s.serve(w, r, e, status, now) {
-		h.gone(w, r, e)
+	if err := h.s.serve(w, r, e, status, now); err != nil {
+		h.gone(w, r, e, err)
 	}
 }
 
-// gone passes r through when the body file of e was deleted (evicted,
-// purged or replaced) between the lookup or fetch and the answer.
-func (h *handler) gone(w http.ResponseWriter, r *http.Request, e *entry) {
+// gone passes r through when the body file of e could not be read: deleted
+// (evicted, purged or replaced) between the lookup or fetch and the
+// answer, in which case the entry goes too, or unreadable for now (out of
+// file descriptors), in which case it stays.
+func (h *handler) gone(w http.ResponseWriter, r *http.Request, e *entry, err error) {
+	if !errors.Is(err, errFileGone) {
+		h.unreadable(w, r)
+		return
+	}
 	h.s.remove(e)
 	w.Header()["Cache-Status"] = csGone
+	h.next.ServeHTTP(w, r)
+}
+
+// unreadable passes r through, the entry kept, when its body file could
+// not be opened for a reason that may pass (EMFILE, EIO).
+func (h *handler) unreadable(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Cache-Status"] = csUnreadable
 	h.next.ServeHTTP(w, r)
 }
 
@@ -337,20 +358,21 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // serve writes e: its prebuilt header map (the slices are shared, not
 // copied), Age and Cache-Status, and the body as stored. A stored 200
 // answers the client's own If-None-Match / If-Modified-Since with a 304.
-// A body on disk is streamed from its file; when the file is gone (the
-// entry was evicted or purged since it was looked up) serve writes nothing
-// and returns false.
-func (s *Store) serve(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) bool {
+// A body on disk is streamed from its file; when the file cannot be opened
+// serve writes nothing and returns the error: errFileGone when it was
+// deleted (the entry was evicted or purged since it was looked up) or is
+// not the file written for the entry.
+func (s *Store) serve(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) error {
 	code := e.status
 	notMod := !e.ephemeral && notModified(r, e)
 	if notMod {
 		code = http.StatusNotModified
 	}
 	var f *os.File
-	if e.file != "" && code != http.StatusNotModified && r.Method != http.MethodHead && e.fileSize > 0 {
+	if e.file != nil && code != http.StatusNotModified && r.Method != http.MethodHead && e.fileSize() > 0 {
 		var err error
-		if f, err = os.Open(e.file); err != nil {
-			return false
+		if f, err = s.openBody(e.file); err != nil {
+			return err
 		}
 		defer f.Close()
 	}
@@ -372,11 +394,39 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, e *entry, status [
 	case f != nil:
 		// Opened before the file could be unlinked, it is read to its end
 		// whatever happens to the entry meanwhile.
-		_, _ = io.CopyN(w, f, e.fileSize)
+		_, _ = io.CopyN(w, f, e.fileSize())
 	case code != http.StatusNotModified && r.Method != http.MethodHead && len(e.body) > 0:
 		_, _ = w.Write(e.body)
 	}
-	return true
+	return nil
+}
+
+// errFileGone: a body file was deleted, or another file is in its place.
+var errFileGone = errors.New("cache: body file gone")
+
+// openBody opens a body file and checks that it is the file written for
+// the entry (same device, inode and size): a file put in its place by
+// someone else is never served.
+func (s *Store) openBody(bf *bodyFile) (*os.File, error) {
+	f, err := s.disk.open(bf.name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errFileGone
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if !bf.sameBody(fi) {
+		_ = f.Close()
+		observe.Default().Event(slog.LevelWarn, "cache: a body file was replaced behind rampart's back; the entry is dropped",
+			slog.String("site", s.site))
+		return nil, errFileGone
+	}
+	return f, nil
 }
 
 // fieldsNotIn304 describe the body a 304 does not carry (RFC 9110 §15.4.5).

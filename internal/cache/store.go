@@ -109,8 +109,7 @@ type entry struct {
 	status       int
 	header       http.Header // prebuilt for serving; every slice has len == cap
 	body         []byte
-	file         string // path of the body file when the body is on disk (body is then nil)
-	fileSize     int64
+	file         *bodyFile // the body file when the body is on disk (body is then nil)
 	etag         string
 	lastModified time.Time // zero when the response had none
 
@@ -222,7 +221,7 @@ func (s *Store) insert(e *entry, gen uint64) bool {
 	if gen != s.gen || e.size > s.budget {
 		return false
 	}
-	if e.file != "" && (s.disk == nil || s.disk.closed.Load() || e.fileSize > s.disk.budget) {
+	if e.file != nil && (s.disk == nil || s.disk.closed.Load() || e.fileSize() > s.disk.budget) {
 		return false
 	}
 	res := s.resources[e.key]
@@ -261,10 +260,10 @@ func (s *Store) insert(e *entry, gen uint64) bool {
 	}
 	e.elem = s.lru.PushFront(e)
 	s.bytes += e.size
-	if e.file != "" {
+	if e.file != nil {
 		d := s.disk
 		e.diskElem = d.lru.PushFront(e)
-		d.bytes += e.fileSize
+		d.bytes += e.fileSize()
 		d.objects++
 		s.evictDiskLocked(e)
 	}

@@ -51,6 +51,9 @@ func buildWith(t *testing.T, text string, shared *Shared) {
 
 func TestBuild_CacheDiskTier(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	text := strings.Replace(cacheConfig, "CACHEDIR", dir, 1)
 
 	// A pipeline built to check a config (no CacheDir in Shared) has no
@@ -73,7 +76,11 @@ func TestBuild_CacheDiskTier(t *testing.T) {
 
 	// The server's: both cached routes of a site share one store, with the
 	// disk tier of cache_dir (emptied at start).
-	shared := &Shared{Store: state.NewMemory(state.MemoryOptions{}), CacheDir: dir}
+	cacheDir := cache.NewDir(dir)
+	if err := cacheDir.Open(); err != nil {
+		t.Fatal(err)
+	}
+	shared := &Shared{Store: state.NewMemory(state.MemoryOptions{}), CacheDir: cacheDir}
 	buildWith(t, text, shared)
 	app := shared.Caches.Get("app.test")
 	if st := app.Stats(); st.DiskBudget != 1<<30 || st.DiskMaxObject != 256<<20 {

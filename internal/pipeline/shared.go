@@ -14,9 +14,9 @@ type Shared struct {
 	Caches cache.Registry
 	// CacheDir is the cache_dir the process started with: the disk tier of
 	// the caches, if set. It is taken once (a reload cannot move it) and
-	// only by the server: a pipeline built to check a config leaves it
-	// empty and touches no disk.
-	CacheDir string
+	// only by the server, which opens it once it runs as its own user: a
+	// pipeline built to check a config leaves it nil and touches no disk.
+	CacheDir *cache.Dir
 
 	// WebSocket counters: open sockets stay counted across reloads.
 	wsSites  map[string]*wscap.Site

@@ -524,8 +524,10 @@ func (p *Plan) rules() ([]landlock.Rule, error) {
 			if real, err := filepath.EvalSymlinks(x.Path); err == nil && real != x.Path {
 				paths = append(paths, real)
 			}
-		} else {
+		} else if !x.Cache {
 			// A directory of links: allow where each entry points too.
+			// Not for the cache directory: a link placed there must not
+			// extend the rights to delete and create files elsewhere.
 			paths = append(paths, linkTargets(x.Path)...)
 		}
 		for _, path := range paths {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/internal/admin"
 	"github.com/rampart-proxy/rampart/internal/bruteforce"
+	"github.com/rampart-proxy/rampart/internal/cache"
 	"github.com/rampart-proxy/rampart/internal/clientip"
 	"github.com/rampart-proxy/rampart/internal/config"
 	"github.com/rampart-proxy/rampart/internal/connguard"
@@ -53,6 +54,17 @@ type Server struct {
 	done      chan struct{}
 }
 
+// OpenCacheDir opens cache_dir for the caches' disk tiers (checking that
+// it belongs to the user the process runs as and is closed to others) and
+// empties the site directories in it. Call it after the privilege drop
+// and before Serve; without cache_dir it does nothing.
+func (s *Server) OpenCacheDir() error {
+	if s.shared.CacheDir == nil {
+		return nil
+	}
+	return s.shared.CacheDir.Open()
+}
+
 // New builds everything from cfg and binds the listeners; Serve starts them.
 func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 	s := &Server{done: make(chan struct{})}
@@ -63,7 +75,11 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	s.shared = &pipeline.Shared{Store: store, CacheDir: cfg.CacheDir}
+	s.shared = &pipeline.Shared{Store: store}
+	if cfg.CacheDir != "" {
+		// Named now, opened by OpenCacheDir after the privilege drop.
+		s.shared.CacheDir = cache.NewDir(cfg.CacheDir)
+	}
 	if err := s.apply(ctx, cfg); err != nil {
 		_ = store.Close()
 		return nil, err

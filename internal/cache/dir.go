@@ -1,0 +1,110 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// Dir is cache_dir: the directory that holds every site's disk tier. It is
+// named at start (NewDir, no disk access) and opened once the process runs
+// as its own user (Open, after the privilege drop and before the sandbox),
+// so that nothing is ever read, written or deleted there with root's
+// rights. Every file operation then goes through an os.Root on it: a
+// symbolic link cannot lead a create, a rename, a delete or the emptying
+// at start outside the directory.
+type Dir struct {
+	path string
+
+	mu      sync.Mutex
+	root    *os.Root
+	pending []func(*os.Root) // the disk tiers waiting for Open
+}
+
+// NewDir names cache_dir; Open opens it.
+func NewDir(path string) *Dir { return &Dir{path: path} }
+
+// Path returns the configured path.
+func (d *Dir) Path() string { return d.path }
+
+// Open checks and opens the directory: it must be a real directory (not a
+// symbolic link), owned by the user the process runs as, with no rights
+// for group or others — anyone else who could write there could replace
+// the bodies rampart serves. The disk tiers built before Open empty their
+// site directories now.
+func (d *Dir) Open() error {
+	fi, err := os.Lstat(d.path)
+	if err != nil {
+		return fmt.Errorf("cache_dir %s: %w (create it, owned by the user rampart runs as, mode 0700)", d.path, err)
+	}
+	if err := checkDirOwner(d.path, fi); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(d.path)
+	if err != nil {
+		return fmt.Errorf("cache_dir %s: %w", d.path, err)
+	}
+	d.mu.Lock()
+	if d.root != nil {
+		d.mu.Unlock()
+		_ = root.Close()
+		return errors.New("cache_dir: opened twice")
+	}
+	d.root = root
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, fn := range pending {
+		fn(root)
+	}
+	return nil
+}
+
+func checkDirOwner(path string, fi os.FileInfo) error {
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("cache_dir %s is a symbolic link: name the directory itself", path)
+	case !fi.IsDir():
+		return fmt.Errorf("cache_dir %s is not a directory", path)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("cache_dir %s has mode %04o: others could replace the bodies rampart serves; chmod 700 %s", path, fi.Mode().Perm(), path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("cache_dir %s belongs to uid %d, not to the user rampart runs as (uid %d): chown it", path, st.Uid, os.Geteuid())
+	}
+	return nil
+}
+
+// Root returns the opened directory, or nil before Open.
+func (d *Dir) Root() *os.Root {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.root
+}
+
+// whenOpen runs fn with the root now if the directory is open, or at Open.
+func (d *Dir) whenOpen(fn func(*os.Root)) {
+	d.mu.Lock()
+	root := d.root
+	if root == nil {
+		d.pending = append(d.pending, fn)
+	}
+	d.mu.Unlock()
+	if root != nil {
+		fn(root)
+	}
+}
+
+// Close closes the directory; files already open stay readable.
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.root == nil {
+		return nil
+	}
+	err := d.root.Close()
+	d.root = nil
+	return err
+}
