@@ -415,3 +415,38 @@ func TestCheck_WorldReadableKeyHasRuleID(t *testing.T) {
 		t.Fatalf("reported twice, also as %q", got)
 	}
 }
+
+// TestServe_CacheDirMustBeOurs: serve opens cache_dir after the privilege
+// drop and refuses one that others could write into, saying what to fix.
+func TestServe_CacheDirMustBeOurs(t *testing.T) {
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	up := newUpstream(t)
+	cacheDir := filepath.Join(dir, "cache")
+	must(t, os.Mkdir(cacheDir, 0o755))
+	file := filepath.Join(dir, "rampart.yaml")
+	conf := "cache_dir: " + cacheDir + "\n" + render(baseConfig, dir, up.URL)
+	must(t, os.WriteFile(file, []byte(conf), 0o644))
+	args := []string{"serve", "-c", file}
+	if os.Geteuid() == 0 {
+		args = append(args, "--allow-root")
+	}
+	out, err := exec.Command(binary(t), args...).CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(out), "chmod 700 "+cacheDir) {
+		t.Fatalf("serve with a 0755 cache_dir: exit %d, output:\n%s", exitCode(err), out)
+	}
+
+	// Fixed as told, it starts.
+	must(t, os.Chmod(cacheDir, 0o700))
+	cmd := exec.Command(binary(t), args...)
+	stdout, _ := cmd.StdoutPipe()
+	must(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"msg":"listening"`) {
+			return
+		}
+	}
+	t.Fatal("serve with a 0700 cache_dir did not start")
+}
