@@ -80,3 +80,47 @@ func TestBufferBudget_IsSharedByConcurrentBodies(t *testing.T) {
 		t.Errorf("%d bytes still counted after both", used)
 	}
 }
+
+// Response bodies held for response_inspection count against the same
+// budget: over it, block mode answers 503 instead of an uninspected
+// response, detect mode sends the response whole; nothing stays counted.
+func TestBufferBudget_ResponseBodies(t *testing.T) {
+	withBudget(t, 10<<10)
+	page := strings.Repeat("<p>an ordinary page</p>\n", 1000) // 24 KB, written in pieces
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		for i := 0; i < len(page); i += 4096 {
+			_, _ = io.WriteString(w, page[i:min(i+4096, len(page))])
+		}
+	})
+	small := respondWith(http.StatusOK, "text/html", "<p>short</p>", nil)
+
+	w := mustWAF(t, Config{ResponseInspection: boolPtr(true)})
+	log := captureSecurity(t)
+	rec := serve(w.Handler(upstream), newRequest("GET", "/desktop/page", "", nil))
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "ordinary page") {
+		t.Fatalf("block mode: status %d, body %.60q; want 503 without the upstream's bytes", rec.Code, rec.Body.String())
+	}
+	if ev := log.String(); !strings.Contains(ev, `"reason":"buffer-budget"`) || !strings.Contains(ev, `"phase":"response"`) {
+		t.Errorf("security log %s, want reason buffer-budget in the response phase", ev)
+	}
+	if used := bufferUsed.Load(); used != 0 {
+		t.Errorf("%d bytes still counted after the refusal", used)
+	}
+	if rec := serve(w.Handler(small), newRequest("GET", "/desktop/page", "", nil)); rec.Code != http.StatusOK || rec.Body.String() != "<p>short</p>" {
+		t.Errorf("a response within the budget: status %d, body %q", rec.Code, rec.Body.String())
+	}
+
+	d := mustWAF(t, Config{Mode: ModeDetect, ResponseInspection: boolPtr(true)})
+	log = captureSecurity(t)
+	rec = serve(d.Handler(upstream), newRequest("GET", "/desktop/page", "", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != page {
+		t.Fatalf("detect mode: status %d, %d bytes; want the page whole (%d)", rec.Code, rec.Body.Len(), len(page))
+	}
+	if ev := log.String(); !strings.Contains(ev, `"reason":"detect"`) || !strings.Contains(ev, `"rule":"buffer-budget"`) {
+		t.Errorf("detect mode security log %s, want a detect event for buffer-budget", ev)
+	}
+	if used := bufferUsed.Load(); used != 0 {
+		t.Errorf("%d bytes still counted after detect mode", used)
+	}
+}

@@ -3,6 +3,7 @@ package waf
 import (
 	"bufio"
 	"bytes"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -29,6 +30,7 @@ type responseInspector struct {
 	rw  http.ResponseWriter
 	r   *http.Request
 	buf bytes.Buffer
+	bufferClaim // buf's bytes, counted against limits.body_buffer_total
 
 	status      int
 	wroteHeader bool // the handler has sent its status
@@ -107,10 +109,31 @@ func (ri *responseInspector) Write(p []byte) (int, error) {
 	case ri.streaming:
 		return ri.rw.Write(p)
 	}
+	if !ri.claim(len(p)) {
+		return ri.overBudget(p)
+	}
 	ri.buf.Write(p)
 	if int64(ri.buf.Len()) > ri.w.limit {
 		ri.decide()
 	}
+	return len(p), nil
+}
+
+// overBudget handles a response whose next bytes would take the buffers
+// over limits.body_buffer_total: block mode replaces it by a 503 (what
+// cannot be inspected is not sent); detect mode logs it, inspects and
+// sends what is held, and streams the rest.
+func (ri *responseInspector) overBudget(p []byte) (int, error) {
+	attrs := []slog.Attr{slog.String("phase", "response"), slog.Int64("buffer_total", bufferBudget.Load())}
+	if ri.w.detect {
+		observe.Default().Security(ri.r, Stage, "detect", append(attrs, slog.String("rule", "buffer-budget"))...)
+		ri.decide()
+		if ri.refused {
+			return len(p), nil
+		}
+		return ri.rw.Write(p)
+	}
+	ri.replace(http.StatusServiceUnavailable, "buffer-budget", attrs...)
 	return len(p), nil
 }
 
@@ -145,6 +168,7 @@ func (ri *responseInspector) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // finish completes the response after the handler returned and reports
 // whether it was refused.
 func (ri *responseInspector) finish() bool {
+	defer ri.release()
 	if ri.hijacked {
 		return false
 	}
@@ -185,18 +209,26 @@ func (ri *responseInspector) decide() {
 		_, _ = ri.rw.Write(data)
 	}
 	ri.buf = bytes.Buffer{}
+	ri.release()
 }
 
 // refuse replaces the upstream response, none of which has been sent, by
 // the generic refusal.
 func (ri *responseInspector) refuse() {
+	ri.replace(http.StatusForbidden, "rules", matchAttrs(ri.tx, true)...)
+}
+
+// replace drops the upstream response, none of which has been sent, and
+// answers with the generic refusal.
+func (ri *responseInspector) replace(status int, reason string, attrs ...slog.Attr) {
 	ri.refused = true
 	h := ri.rw.Header()
 	for k := range h {
 		delete(h, k)
 	}
 	ri.buf = bytes.Buffer{}
-	observe.Refuse(ri.rw, ri.r, http.StatusForbidden, Stage, "rules", matchAttrs(ri.tx, true)...)
+	ri.release()
+	observe.Refuse(ri.rw, ri.r, status, Stage, reason, attrs...)
 }
 
 // noteDetection logs, in detect mode, a response the rules would have
