@@ -25,11 +25,11 @@ import (
 // after the response header phase. It keeps http.Hijacker and
 // http.Flusher available and unwraps for http.ResponseController.
 type responseInspector struct {
-	w   *WAF
-	tx  types.Transaction
-	rw  http.ResponseWriter
-	r   *http.Request
-	buf bytes.Buffer
+	w           *WAF
+	tx          types.Transaction
+	rw          http.ResponseWriter
+	r           *http.Request
+	buf         bytes.Buffer
 	bufferClaim // buf's bytes, counted against limits.body_buffer_total
 
 	status      int
