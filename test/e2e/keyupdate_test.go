@@ -79,11 +79,17 @@ func TestKeyUpdateFloodFromAClientThatDoesNotReadEndsAtSendTimeout(t *testing.T)
 			batch = append(batch, w.keyUpdate()...)
 		}
 		if err := write(append(batch, w.record(0x17, []byte("x"))...)); err != nil {
-			// The server stopped reading: its answers are stuck. A reset
-			// or a close would be another failure.
+			// The server stopped reading: its answers are stuck, and the
+			// client's writes stall. With large socket buffers the client
+			// may still be writing when the server's stuck answer has
+			// timed out and the connection is closed: a reset then, which
+			// cannot come before send_timeout has passed. Anything else is
+			// another failure.
 			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("flood write failed with %v, want a timeout (the server no longer reading)", err)
+			timedOut := errors.As(err, &ne) && ne.Timeout()
+			reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+			if !timedOut && !(reset && time.Since(flood) >= 800*time.Millisecond) {
+				t.Fatalf("flood write failed after %v with %v, want a timeout (the server no longer reading) or a reset after send_timeout", time.Since(flood), err)
 			}
 			break
 		}
