@@ -742,11 +742,18 @@ func TestDisk_UnreadableFileKeepsTheEntry(t *testing.T) {
 	big := bigBody(diskObject, "v1")
 	env.origin.set(func(o *origin) { o.body = big })
 	env.get(t, "/a.wav")
+	misses := env.store.Stats().Misses
 	_ = d.Close() // every open fails now, with errNotOpen
 	resp, body := env.get(t, "/a.wav")
 	expect(t, resp, body, 200, "rampart; fwd=miss; detail=disk-error", big)
-	if st := env.store.Stats(); st.DiskObjects != 1 || st.Entries != 1 || st.Markers != 0 {
-		t.Errorf("stats = %+v; want the entry kept and no marker", st)
+	if st := env.store.Stats(); st.DiskObjects != 1 || st.Entries != 1 || st.Markers != 0 || st.Misses != misses+1 {
+		t.Errorf("stats = %+v; want the entry kept, no marker, one more miss", st)
+	}
+	env.mu.Lock()
+	state := env.states[len(env.states)-1]
+	env.mu.Unlock()
+	if state != "miss" {
+		t.Errorf("CacheState %q, want miss", state)
 	}
 }
 
@@ -823,5 +830,25 @@ func TestDisk_BodiesBeingWrittenStayWithinTheBudget(t *testing.T) {
 		if strings.HasSuffix(f, ".tmp") {
 			t.Errorf("temporary file %s left", f)
 		}
+	}
+}
+
+// TestDisk_NotModifiedMakingTheEntryUnstorable: a 304 whose fields make a
+// disk entry unstorable (no-store) removes it with its file; the request
+// is passed on rather than answered from a file already deleted.
+func TestDisk_NotModifiedMakingTheEntryUnstorable(t *testing.T) {
+	env, dir := newDiskEnv(t, RouteConfig{}, DiskConfig{Budget: 8 * mib})
+	big := bigBody(diskObject, "v1")
+	env.origin.set(func(o *origin) { o.body = big })
+	env.get(t, "/a.wav")
+	env.clock.Advance(DefaultRevalidateAfter + DefaultStaleWhileRevalidate + time.Second)
+	env.origin.set(func(o *origin) { o.cc = "no-store" })
+	resp, body := env.get(t, "/a.wav")
+	expect(t, resp, body, 200, "rampart; fwd=stale; detail=not-stored", big)
+	if st := env.store.Stats(); st.Entries != 0 || st.DiskObjects != 0 || st.DiskBytes != 0 {
+		t.Errorf("stats = %+v; want the entry and its file gone", st)
+	}
+	if files := bodyFiles(t, dir); len(files) != 0 {
+		t.Errorf("files left: %q", files)
 	}
 }

@@ -325,9 +325,17 @@ func (h *handler) fetch(req *http.Request, k resKey, cond *entry, leader *http.R
 		h.countRevalidation(cond, http.StatusNotModified)
 		e, storable := h.refreshed(cond, cw.header, now)
 		res.entry, res.shareable = e, storable
-		if storable {
+		switch {
+		case storable:
 			s.replace(cond, e, gen) // a purge since the fetch began leaves it out
-		} else {
+		case cond.file != nil:
+			// The 304 made a disk entry unstorable (no-store, private):
+			// removing it deletes the body file the answer would have come
+			// from, so the request is passed on (a second fetch, for a
+			// change of policy that is rare).
+			s.remove(cond)
+			res.entry, res.pass = nil, passNotStored
+		default:
 			s.remove(cond)
 		}
 	default:

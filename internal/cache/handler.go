@@ -126,6 +126,9 @@ func (h *handler) cached(w http.ResponseWriter, r *http.Request, info *reqinfo.I
 	if age < e.lifetime {
 		if err := s.serve(w, r, e, csHit, now); err != nil {
 			if !errors.Is(err, errFileGone) {
+				info.CacheState = "miss"
+				s.n.misses.Add(1)
+				s.m.miss.Inc()
 				h.unreadable(w, r)
 				return
 			}

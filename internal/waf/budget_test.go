@@ -113,7 +113,11 @@ func TestBufferBudget_ResponseBodies(t *testing.T) {
 
 	d := mustWAF(t, Config{Mode: ModeDetect, ResponseInspection: boolPtr(true)})
 	log = captureSecurity(t)
+	detected := counterValue(t, countDetect)
 	rec = serve(d.Handler(upstream), newRequest("GET", "/desktop/page", "", nil))
+	if got := counterValue(t, countDetect) - detected; got != 1 {
+		t.Errorf("detect counter rose by %v, want 1", got)
+	}
 	if rec.Code != http.StatusOK || rec.Body.String() != page {
 		t.Fatalf("detect mode: status %d, %d bytes; want the page whole (%d)", rec.Code, rec.Body.Len(), len(page))
 	}
@@ -122,5 +126,26 @@ func TestBufferBudget_ResponseBodies(t *testing.T) {
 	}
 	if used := bufferUsed.Load(); used != 0 {
 		t.Errorf("%d bytes still counted after detect mode", used)
+	}
+}
+
+// An upstream handler that panics while its response is held (what
+// ReverseProxy does when the upstream cuts the body: http.ErrAbortHandler)
+// leaves nothing counted.
+func TestBufferBudget_ResponseClaimReleasedOnPanic(t *testing.T) {
+	w := mustWAF(t, Config{ResponseInspection: boolPtr(true)})
+	captureSecurity(t)
+	before := bufferUsed.Load()
+	h := w.Handler(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(rw, strings.Repeat("<p>x</p>", 1000))
+		panic(http.ErrAbortHandler)
+	}))
+	func() {
+		defer func() { _ = recover() }()
+		serve(h, newRequest("GET", "/desktop/page", "", nil))
+	}()
+	if used := bufferUsed.Load() - before; used != 0 {
+		t.Errorf("%d bytes still counted after the handler panicked", used)
 	}
 }

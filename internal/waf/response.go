@@ -128,6 +128,7 @@ func (ri *responseInspector) overBudget(p []byte) (int, error) {
 	if ri.w.detect {
 		observe.Default().Security(ri.r, Stage, "detect", append(attrs, slog.String("rule", "buffer-budget"))...)
 		ri.decide()
+		ri.detected = true // after decide: a rules detection there is still logged
 		if ri.refused {
 			return len(p), nil
 		}

@@ -254,6 +254,7 @@ func (w *WAF) serve(rw http.ResponseWriter, r *http.Request, next http.Handler) 
 
 	if w.respInspect && !isUpgrade(r) {
 		ri := newResponseInspector(w, tx, rw, r)
+		defer ri.release() // also when next panics (ReverseProxy's ErrAbortHandler)
 		next.ServeHTTP(ri, r)
 		if ri.finish() {
 			result = countBlock
