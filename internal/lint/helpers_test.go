@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ func run(t *testing.T, yaml string, now time.Time, setup func(dir string)) []Fin
 	if setup != nil {
 		setup(dir)
 	}
+	yaml = strings.ReplaceAll(yaml, "{{DIR}}", dir)
 	return Run(parse(t, dir, yaml), Options{Now: now})
 }
 

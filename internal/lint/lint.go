@@ -89,6 +89,7 @@ func Run(cfg *config.Config, opts Options) []Finding {
 	l.clientIP()
 	l.certificates()
 	l.keyFiles()
+	l.cacheDir()
 	Sort(l.out)
 	return l.out
 }

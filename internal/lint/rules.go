@@ -51,6 +51,7 @@ const (
 	RuleCertName     = "cert-name-mismatch"
 	RuleKeyWorld     = "key-world-readable"
 	RuleKeyGroup     = "key-group-readable"
+	RuleCacheDir     = "cache-dir-unsafe"
 )
 
 var rules = []Rule{
@@ -106,6 +107,7 @@ var rules = []Rule{
 
 	{RuleKeyWorld, Error, "a private key file is readable by every user of the host", "chmod 600 the key file"},
 	{RuleKeyGroup, Info, "a private key file is readable by its group", "chmod 600 the key file unless the group is rampart's own"},
+	{RuleCacheDir, Error, "cache_dir is a link, not a directory, open to group or others, or not owned by user:", "chmod 700 and chown it to the user rampart runs as"},
 }
 
 // Rules returns every rule, in the order README.md lists them.

@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -231,6 +232,42 @@ var ruleCases = []ruleCase{
 	{name: "PrivateKey", rule: RuleKeyGroup,
 		yaml:  routes("      - prefix: /api/\n"),
 		setup: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "site-key.pem"), []byte("key"), 0o600) }},
+
+	// cache_dir
+	{name: "CacheDirOpenToOthers", rule: RuleCacheDir, sev: Error, want: []string{"cache_dir"},
+		yaml:  "cache_dir: {{DIR}}/cache\n" + routes("      - prefix: /api/\n"),
+		setup: cacheDirWith(0o755)},
+	{name: "CacheDirALink", rule: RuleCacheDir, sev: Error, want: []string{"cache_dir"},
+		yaml: "cache_dir: {{DIR}}/cache\n" + routes("      - prefix: /api/\n"),
+		setup: func(t *testing.T, dir string) {
+			cacheDirWith(0o700)(t, dir)
+			if err := os.Rename(filepath.Join(dir, "cache"), filepath.Join(dir, "real")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "cache")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	{name: "CacheDirOfAnotherUser", rule: RuleCacheDir, sev: Error, want: []string{"cache_dir"},
+		yaml:  "user: nobody\ncache_dir: {{DIR}}/cache\n" + routes("      - prefix: /api/\n"),
+		setup: cacheDirWith(0o700)},
+	{name: "CacheDirPrivate", rule: RuleCacheDir,
+		yaml:  "cache_dir: {{DIR}}/cache\n" + routes("      - prefix: /api/\n"),
+		setup: cacheDirWith(0o700)},
+	{name: "CacheDirNotMadeYet", rule: RuleCacheDir,
+		yaml: "cache_dir: {{DIR}}/cache\n" + routes("      - prefix: /api/\n")},
+}
+
+// cacheDirWith makes dir/cache with the given mode.
+func cacheDirWith(mode os.FileMode) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		if err := os.Mkdir(filepath.Join(dir, "cache"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, "cache"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func selfSignedFor(hosts ...string) func(*testing.T, string) {
