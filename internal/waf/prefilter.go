@@ -20,19 +20,20 @@ import (
 // byte; any rune of the set at or above U+0080 (U+FFFD included, which is
 // what an invalid byte reads as) marks every byte from 0x80, since the
 // UTF-8 of such a rune consists of those bytes only. Scanning the value's
-// bytes is therefore exact for ASCII and conservative above it.
+// bytes is therefore exact for ASCII and conservative above it. The same
+// type holds the sets while the syntax tree is walked.
 type prefilter struct {
 	bytes [256]bool
 }
 
-// mayMatch reports whether s holds a byte of the set. It is false only
-// when the pattern cannot match s.
-func (p *prefilter) mayMatch(s string) bool {
-	if p == nil {
+// mayMatch reports whether v holds a byte of the set. It is false only
+// when the pattern cannot match v.
+func (s *prefilter) mayMatch(v string) bool {
+	if s == nil {
 		return true
 	}
-	for i := 0; i < len(s); i++ {
-		if p.bytes[s[i]] {
+	for i := 0; i < len(v); i++ {
+		if s.bytes[v[i]] {
 			return true
 		}
 	}
@@ -53,15 +54,10 @@ func newPrefilter(expr string) *prefilter {
 		// scanning for it would only add work.
 		return nil
 	}
-	return &prefilter{bytes: set.bytes}
+	return set
 }
 
-// runeSet is a set of runes folded into the byte table described above.
-type runeSet struct {
-	bytes [256]bool
-}
-
-func (s *runeSet) addRune(r rune) {
+func (s *prefilter) addRune(r rune) {
 	if r < utf8.RuneSelf {
 		s.bytes[r] = true
 		return
@@ -71,7 +67,7 @@ func (s *runeSet) addRune(r rune) {
 	}
 }
 
-func (s *runeSet) addRange(lo, hi rune) {
+func (s *prefilter) addRange(lo, hi rune) {
 	for r := lo; r <= hi && r < utf8.RuneSelf; r++ {
 		s.bytes[r] = true
 	}
@@ -81,7 +77,7 @@ func (s *runeSet) addRange(lo, hi rune) {
 }
 
 // addFolded adds r and, when fold is set, every rune case-folding to it.
-func (s *runeSet) addFolded(r rune, fold bool) {
+func (s *prefilter) addFolded(r rune, fold bool) {
 	s.addRune(r)
 	if !fold {
 		return
@@ -91,13 +87,13 @@ func (s *runeSet) addFolded(r rune, fold bool) {
 	}
 }
 
-func (s *runeSet) union(o *runeSet) {
+func (s *prefilter) union(o *prefilter) {
 	for i, v := range o.bytes {
 		s.bytes[i] = s.bytes[i] || v
 	}
 }
 
-func (s *runeSet) hasEveryAlphanumeric() bool {
+func (s *prefilter) hasEveryAlphanumeric() bool {
 	for b := range utf8.RuneSelf {
 		if (b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9') && !s.bytes[b] {
 			return false
@@ -109,7 +105,7 @@ func (s *runeSet) hasEveryAlphanumeric() bool {
 // cost weighs a set by how often ordinary request values carry its bytes,
 // so that the choice between two necessary sets falls on the one ordinary
 // values do not carry.
-func (s *runeSet) cost() int {
+func (s *prefilter) cost() int {
 	c := 0
 	for b, in := range s.bytes {
 		if !in {
@@ -132,14 +128,14 @@ func (s *runeSet) cost() int {
 // required returns a set such that every match of re contains a rune of
 // it, or nil when re proves none (re may match the empty string, or a
 // match may consist of runes the walk does not bound).
-func required(re *syntax.Regexp) *runeSet {
+func required(re *syntax.Regexp) *prefilter {
 	switch re.Op {
 	case syntax.OpLiteral:
 		// Every rune of a literal is required: take the rarest.
 		fold := re.Flags&syntax.FoldCase != 0
-		var best *runeSet
+		var best *prefilter
 		for _, r := range re.Rune {
-			var s runeSet
+			var s prefilter
 			s.addFolded(r, fold)
 			if best == nil || s.cost() < best.cost() {
 				best = &s
@@ -147,7 +143,7 @@ func required(re *syntax.Regexp) *runeSet {
 		}
 		return best
 	case syntax.OpCharClass:
-		var s runeSet
+		var s prefilter
 		for i := 0; i+1 < len(re.Rune); i += 2 {
 			s.addRange(re.Rune[i], re.Rune[i+1])
 		}
@@ -164,7 +160,7 @@ func required(re *syntax.Regexp) *runeSet {
 	case syntax.OpConcat:
 		// Each part's match is a substring of the whole: any part's set
 		// is necessary. Take the rarest.
-		var best *runeSet
+		var best *prefilter
 		for _, sub := range re.Sub {
 			if s := required(sub); s != nil && (best == nil || s.cost() < best.cost()) {
 				best = s
@@ -174,7 +170,7 @@ func required(re *syntax.Regexp) *runeSet {
 	case syntax.OpAlternate:
 		// A match is a match of one branch: every branch must prove a
 		// set, and the union is necessary.
-		var all runeSet
+		var all prefilter
 		for _, sub := range re.Sub {
 			s := required(sub)
 			if s == nil {
