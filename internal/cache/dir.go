@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -18,9 +19,9 @@ import (
 type Dir struct {
 	path string
 
-	mu      sync.Mutex
-	root    *os.Root
-	pending []func(*os.Root) // the disk tiers waiting for Open
+	mu      sync.Mutex              // orders Open, whenOpen and Close
+	opened  atomic.Pointer[os.Root] // nil before Open and after Close
+	pending []func(*os.Root)        // the disk tiers waiting for Open
 }
 
 // NewDir names cache_dir; Open opens it.
@@ -47,12 +48,12 @@ func (d *Dir) Open() error {
 		return fmt.Errorf("cache_dir %s: %w", d.path, err)
 	}
 	d.mu.Lock()
-	if d.root != nil {
+	if d.opened.Load() != nil {
 		d.mu.Unlock()
 		_ = root.Close()
 		return errors.New("cache_dir: opened twice")
 	}
-	d.root = root
+	d.opened.Store(root)
 	pending := d.pending
 	d.pending = nil
 	d.mu.Unlock()
@@ -77,17 +78,22 @@ func checkDirOwner(path string, fi os.FileInfo) error {
 	return nil
 }
 
-// Root returns the opened directory, or nil before Open.
-func (d *Dir) Root() *os.Root {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.root
+// errNotOpen: cache_dir is not open yet (Dir.Open runs before serving).
+var errNotOpen = errors.New("cache_dir is not open")
+
+// root returns the opened directory, or errNotOpen. Lock-free: a disk hit
+// asks for it on every answer.
+func (d *Dir) root() (*os.Root, error) {
+	if r := d.opened.Load(); r != nil {
+		return r, nil
+	}
+	return nil, errNotOpen
 }
 
 // whenOpen runs fn with the root now if the directory is open, or at Open.
 func (d *Dir) whenOpen(fn func(*os.Root)) {
 	d.mu.Lock()
-	root := d.root
+	root := d.opened.Load()
 	if root == nil {
 		d.pending = append(d.pending, fn)
 	}
@@ -101,10 +107,9 @@ func (d *Dir) whenOpen(fn func(*os.Root)) {
 func (d *Dir) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.root == nil {
+	root := d.opened.Swap(nil)
+	if root == nil {
 		return nil
 	}
-	err := d.root.Close()
-	d.root = nil
-	return err
+	return root.Close()
 }

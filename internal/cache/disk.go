@@ -20,6 +20,10 @@ import (
 // out (and cache_disk_size/4 allows it).
 const DefaultDiskMaxObject = 256 << 20
 
+// DiskMaxObject is cache_disk_max_object by default for a disk budget:
+// DefaultDiskMaxObject, at most a quarter of the budget.
+func DiskMaxObject(budget int64) int64 { return min(DefaultDiskMaxObject, budget/4) }
+
 // diskErrorLogEvery bounds how often one store logs a disk write error; the
 // metric counts every one.
 const diskErrorLogEvery = time.Minute
@@ -48,9 +52,6 @@ func siteDirName(site string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// errNotOpen: cache_dir is not open yet (Dir.Open runs before serving).
-var errNotOpen = errors.New("cache_dir is not open")
-
 // diskTier is a store's disk tier. Its LRU list and counters are guarded
 // by Store.mu like the memory tier's. File names are relative to cache_dir
 // and every operation goes through its os.Root.
@@ -61,10 +62,9 @@ type diskTier struct {
 	maxObject int64
 	reserved  atomic.Int64 // bytes claimed by bodies being written, at most budget
 
-	lru     list.List // of *entry with a body file; front is the most recently used
-	bytes   int64     // file bytes held
-	objects int
-	closed  atomic.Bool // Close ran: nothing more is written
+	lru    list.List   // of *entry with a body file; front is the most recently used
+	bytes  int64       // file bytes held
+	closed atomic.Bool // Close ran: nothing more is written
 
 	lastErrLog atomic.Int64 // unix nanoseconds of the last logged write error
 }
@@ -79,7 +79,7 @@ func newDiskTier(site string, cfg DiskConfig, memMax int64) *diskTier {
 	}
 	maxObj := cfg.MaxObject
 	if maxObj <= 0 {
-		maxObj = DefaultDiskMaxObject
+		maxObj = DiskMaxObject(cfg.Budget)
 	}
 	maxObj = min(maxObj, cfg.Budget/4)
 	if maxObj <= memMax {
@@ -107,9 +107,9 @@ func (d *diskTier) empty(root *os.Root, site string) {
 // name, O_EXCL, mode 0600. It returns the file and its name relative to
 // cache_dir.
 func (d *diskTier) create() (*os.File, string, error) {
-	root := d.dir.Root()
-	if root == nil {
-		return nil, "", errNotOpen
+	root, err := d.dir.root()
+	if err != nil {
+		return nil, "", err
 	}
 	if err := root.Mkdir(d.name, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, "", err
@@ -122,9 +122,9 @@ func (d *diskTier) create() (*os.File, string, error) {
 // commit turns a complete temporary file into a body file under a new
 // random name in the same directory.
 func (d *diskTier) commit(tmp string) (string, error) {
-	root := d.dir.Root()
-	if root == nil {
-		return "", errNotOpen
+	root, err := d.dir.root()
+	if err != nil {
+		return "", err
 	}
 	final := d.name + "/" + randomName()
 	if err := root.Rename(tmp, final); err != nil {
@@ -135,18 +135,18 @@ func (d *diskTier) commit(tmp string) (string, error) {
 
 // remove deletes a file named relative to cache_dir.
 func (d *diskTier) remove(name string) error {
-	root := d.dir.Root()
-	if root == nil {
-		return errNotOpen
+	root, err := d.dir.root()
+	if err != nil {
+		return err
 	}
 	return root.Remove(name)
 }
 
 // open opens a body file for reading, named relative to cache_dir.
 func (d *diskTier) open(name string) (*os.File, error) {
-	root := d.dir.Root()
-	if root == nil {
-		return nil, errNotOpen
+	root, err := d.dir.root()
+	if err != nil {
+		return nil, err
 	}
 	return root.Open(name)
 }
@@ -189,9 +189,9 @@ func (bf *bodyFile) sameBody(fi os.FileInfo) bool {
 
 // stat describes a committed body file.
 func (d *diskTier) stat(name string) (os.FileInfo, error) {
-	root := d.dir.Root()
-	if root == nil {
-		return nil, errNotOpen
+	root, err := d.dir.root()
+	if err != nil {
+		return nil, err
 	}
 	return root.Lstat(name)
 }
@@ -265,7 +265,6 @@ func (s *Store) unlinkLocked(e *entry) {
 	d.lru.Remove(e.diskElem)
 	e.diskElem = nil
 	d.bytes -= e.fileSize()
-	d.objects--
 	if err := d.remove(e.file.name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		observe.Default().Event(slog.LevelWarn, "cache: cannot delete a body file",
 			slog.String("site", s.site), slog.String("error", err.Error()))

@@ -118,16 +118,17 @@ func (c *capture) startSpill() bool {
 		c.diskBusy = true
 		return false
 	}
-	f, name, err := c.disk.create()
-	if err != nil {
-		c.disk.reserved.Add(-claim)
+	sp := &spill{d: c.disk, reserved: claim}
+	var err error
+	if sp.f, sp.name, err = c.disk.create(); err != nil {
+		sp.release()
 		c.diskErr, c.diskOp = err, "create"
 		return false
 	}
-	c.spill = &spill{d: c.disk, f: f, name: name, reserved: claim}
+	c.spill = sp
 	if len(c.body) > 0 {
-		n, err := f.Write(c.body)
-		c.spill.n = int64(n)
+		n, err := sp.f.Write(c.body)
+		sp.n = int64(n)
 		if err != nil {
 			c.failSpill("write", err)
 			return false
@@ -155,14 +156,7 @@ func (c *capture) finishSpill() (*bodyFile, error) {
 		return nil, errIncomplete
 	}
 	defer sp.release()
-	fi, err := sp.f.Stat()
-	if err == nil && fi.Size() != sp.n {
-		err = errors.New("cache: body file size differs from the bytes written")
-	}
-	if cerr := sp.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := sp.f.Close(); err != nil {
 		_ = sp.d.remove(sp.name)
 		return nil, err
 	}
@@ -171,11 +165,14 @@ func (c *capture) finishSpill() (*bodyFile, error) {
 		_ = sp.d.remove(sp.name)
 		return nil, err
 	}
-	if fi, err = c.disk.stat(final); err != nil || !fi.Mode().IsRegular() || fi.Size() != sp.n {
+	// What the file is once in place (and what every hit checks it still
+	// is): a regular file of the bytes written.
+	fi, err := c.disk.stat(final)
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() != sp.n) {
+		err = errors.New("cache: body file differs from the bytes written")
+	}
+	if err != nil {
 		_ = sp.d.remove(final)
-		if err == nil {
-			err = errors.New("cache: body file changed while it was committed")
-		}
 		return nil, err
 	}
 	return &bodyFile{name: final, info: fi}, nil

@@ -264,7 +264,6 @@ func (s *Store) insert(e *entry, gen uint64) bool {
 		d := s.disk
 		e.diskElem = d.lru.PushFront(e)
 		d.bytes += e.fileSize()
-		d.objects++
 		s.evictDiskLocked(e)
 	}
 	s.evictLocked(e)
@@ -468,7 +467,7 @@ func (s *Store) Stats() Stats {
 		Bytes: s.bytes, Budget: s.budget, MaxObject: s.maxObject,
 	}
 	if d := s.disk; d != nil {
-		st.DiskBytes, st.DiskBudget, st.DiskObjects, st.DiskMaxObject = d.bytes, d.budget, d.objects, d.maxObject
+		st.DiskBytes, st.DiskBudget, st.DiskObjects, st.DiskMaxObject = d.bytes, d.budget, d.lru.Len(), d.maxObject
 	}
 	s.mu.Unlock()
 	st.Hits = s.n.hits.Load()

@@ -78,7 +78,7 @@ func (c *Config) applyStageDefaults() {
 			s.CacheSize = 64 << 20
 		}
 		if s.CacheDiskSize > 0 && s.CacheDiskMaxObject == 0 {
-			s.CacheDiskMaxObject = units.ByteSize(min(cache.DefaultDiskMaxObject, int64(s.CacheDiskSize)/4))
+			s.CacheDiskMaxObject = units.ByteSize(cache.DiskMaxObject(int64(s.CacheDiskSize)))
 		}
 		for j := range s.Routes {
 			if s.Routes[j].WebSocket && s.Routes[j].WebSocketIdleTimeout == 0 {
