@@ -40,8 +40,8 @@ func (d *Dir) Open() error {
 	if err != nil {
 		return fmt.Errorf("cache_dir %s: %w (create it, owned by the user rampart runs as, mode 0700)", d.path, err)
 	}
-	if err := checkDirOwner(d.path, fi); err != nil {
-		return err
+	if problem, fix := DirProblem(d.path, fi, os.Geteuid()); problem != "" {
+		return fmt.Errorf("%s: %s", problem, fix)
 	}
 	root, err := os.OpenRoot(d.path)
 	if err != nil {
@@ -63,19 +63,23 @@ func (d *Dir) Open() error {
 	return nil
 }
 
-func checkDirOwner(path string, fi os.FileInfo) error {
+// DirProblem says what makes fi, the Lstat of cache_dir at path, unfit
+// for a process running as uid, and the fix; "" when nothing does. A uid
+// below 0 skips the owner check. Open refuses what it reports, and
+// rampart check reports the same (lint rule cache-dir-unsafe).
+func DirProblem(path string, fi os.FileInfo, uid int) (problem, fix string) {
 	switch {
 	case fi.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("cache_dir %s is a symbolic link: name the directory itself", path)
+		return "cache_dir " + path + " is a symbolic link", "name the directory itself in cache_dir"
 	case !fi.IsDir():
-		return fmt.Errorf("cache_dir %s is not a directory", path)
+		return "cache_dir " + path + " is not a directory", "name a directory, or a path serve may create"
 	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("cache_dir %s has mode %04o: others could replace the bodies rampart serves; chmod 700 %s", path, fi.Mode().Perm(), path)
+		return fmt.Sprintf("cache_dir %s has mode %04o: others could replace the bodies rampart serves", path, fi.Mode().Perm()), "chmod 700 " + path
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("cache_dir %s belongs to uid %d, not to the user rampart runs as (uid %d): chown it", path, st.Uid, os.Geteuid())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && uid >= 0 && int(st.Uid) != uid {
+		return fmt.Sprintf("cache_dir %s belongs to uid %d, not to the user rampart runs as (uid %d)", path, st.Uid, uid), fmt.Sprintf("chown %d %s", uid, path)
 	}
-	return nil
+	return "", ""
 }
 
 // errNotOpen: cache_dir is not open yet (Dir.Open runs before serving).

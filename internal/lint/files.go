@@ -1,11 +1,11 @@
 package lint
 
 import (
-	"fmt"
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
+
+	"github.com/rampart-proxy/rampart/internal/cache"
 )
 
 // keyFiles reports private keys that other users of the host can read.
@@ -42,9 +42,9 @@ func (l *linter) keyFiles() {
 	}
 }
 
-// cacheDir reports a cache_dir that serve would refuse: anyone else who
-// can write there could replace the bodies rampart serves. A directory not
-// made yet is fine (serve makes it, 0700).
+// cacheDir reports a cache_dir that serve would refuse (cache.DirProblem):
+// anyone else who can write there could replace the bodies rampart serves.
+// A directory not made yet is fine (serve makes it, 0700).
 func (l *linter) cacheDir() {
 	dir := l.cfg.CacheDir
 	if dir == "" {
@@ -54,25 +54,14 @@ func (l *linter) cacheDir() {
 	if err != nil {
 		return
 	}
-	path := p("cache_dir")
-	switch mode := fi.Mode(); {
-	case mode&os.ModeSymlink != 0:
-		l.add(RuleCacheDir, Error, path, "name the directory itself in cache_dir", "cache_dir "+dir+" is a symbolic link")
-	case !mode.IsDir():
-		l.add(RuleCacheDir, Error, path, "name a directory, or a path serve may create", "cache_dir "+dir+" is not a directory")
-	case mode.Perm()&0o077 != 0:
-		l.add(RuleCacheDir, Error, path, "chmod 700 "+dir, "cache_dir "+dir+" has mode "+octal(mode.Perm())+": other users could replace the bodies rampart serves")
+	uid := -1 // without user:, serve runs as whoever starts it
+	if l.cfg.User != "" {
+		if u, err := user.Lookup(l.cfg.User); err == nil {
+			uid, _ = strconv.Atoi(u.Uid)
+		}
 	}
-	if l.cfg.User == "" {
-		return // the user serve runs as is whoever starts it
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	u, err := user.Lookup(l.cfg.User)
-	if !ok || err != nil {
-		return // an unknown user is reported by serve
-	}
-	if uid, err := strconv.ParseUint(u.Uid, 10, 32); err == nil && uint64(st.Uid) != uid {
-		l.add(RuleCacheDir, Error, path, fmt.Sprintf("chown %s %s", l.cfg.User, dir), fmt.Sprintf("cache_dir %s belongs to uid %d, not to user %s (uid %s), whom serve runs as", dir, st.Uid, l.cfg.User, u.Uid))
+	if problem, fix := cache.DirProblem(dir, fi, uid); problem != "" {
+		l.add(RuleCacheDir, Error, p("cache_dir"), fix, problem)
 	}
 }
 
