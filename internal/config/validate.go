@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/units"
+	"github.com/rampart-proxy/rampart/internal/waf"
 )
 
 // Secure defaults. A config that names only a host, a certificate and an
@@ -48,12 +49,8 @@ func (c *Config) applyDefaults() {
 	setDur(&l.ReadHeaderTimeout, 10*time.Second)
 	setDur(&l.IdleTimeout, 20*time.Second)
 	setDur(&l.BodyReadTimeout, 10*time.Second)
-	if l.BodyMinRate == nil {
-		rate := units.ByteSize(DefaultBodyMinRate)
-		l.BodyMinRate = &rate
-	}
 	setDur(&l.SendTimeout, 10*time.Second)
-	setSize(&l.BodyBufferTotal, 256<<20)
+	setSize(&l.BodyBufferTotal, waf.DefaultBufferBudget)
 	setDur(&l.DrainTimeout, 15*time.Second)
 	if c.Log.Access == "" {
 		c.Log.Access = "stdout"
