@@ -352,10 +352,7 @@ func strictSite(port string) func(*rawReq) rawResp {
 	}
 }
 
-func portOf(f *fake) string {
-	_, p, _ := net.SplitHostPort(f.addr)
-	return p
-}
+func portOf(f *fake) string { return portOfAddr(f.addr) }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

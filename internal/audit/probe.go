@@ -303,13 +303,24 @@ func (a *auditor) do(ctx context.Context, method, raw string) *response {
 	return a.doUnbudgeted(ctx, method, raw)
 }
 
-func (a *auditor) doUnbudgeted(ctx context.Context, method, raw string) *response {
+// acquire takes one of the Concurrency slots; false when ctx ends first.
+func (a *auditor) acquire(ctx context.Context) bool {
 	select {
 	case a.sem <- struct{}{}:
+		return true
 	case <-ctx.Done():
+		return false
+	}
+}
+
+// release gives back a slot taken by acquire.
+func (a *auditor) release() { <-a.sem }
+
+func (a *auditor) doUnbudgeted(ctx context.Context, method, raw string) *response {
+	if !a.acquire(ctx) {
 		return &response{Err: ctx.Err()}
 	}
-	defer func() { <-a.sem }()
+	defer a.release()
 	for attempt := 0; ; attempt++ {
 		var pc *pconn
 		select {

@@ -3,9 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -152,12 +150,10 @@ func (a *auditor) slowProbe(ctx context.Context, method, head string, drip func(
 	if !a.take() {
 		return slowOutcome{skipped: true}
 	}
-	select {
-	case a.sem <- struct{}{}:
-	case <-ctx.Done():
+	if !a.acquire(ctx) {
 		return slowOutcome{interrupted: true}
 	}
-	defer func() { <-a.sem }()
+	defer a.release()
 	c, err := a.dialTLS(ctx, a.httpTLS(a.t.sni))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -203,16 +199,15 @@ func (a *auditor) slowProbe(ctx context.Context, method, head string, drip func(
 	for i := 0; ; {
 		select {
 		case r := <-reads:
-			var ne net.Error
 			switch {
 			case r.err == nil:
 				o.status = r.status
 				o.held = r.at.Sub(start)
-			case writeErr != nil && errors.As(r.err, &ne) && ne.Timeout():
+			case writeErr != nil && isTimeout(r.err):
 				// The write failed and nothing came back: closed.
 				o.closed, o.err = true, writeErr
 				o.held = writeErrAt.Sub(start)
-			case errors.As(r.err, &ne) && ne.Timeout():
+			case isTimeout(r.err):
 				o.open = true
 				o.held = r.at.Sub(start)
 			default:

@@ -526,9 +526,7 @@ func (c *Conn) drop(reason string, data []byte) {
 // accepted; net/http sees a read error and closes.
 func (c *Conn) badBody(reason string) bool {
 	observe.Default().SecurityConn("protocol", reason, c.peer.Addr().String())
-	c.st = sClosed
-	c.err = errMalformedBody
-	c.bodyErr.Store(&c.err)
+	c.bodyFailed(errMalformedBody, false) // not a timeout: no second event
 	c.w = c.ok
 	return true
 }
