@@ -39,16 +39,16 @@ const stage = "clientip"
 // (the connection guard, the TLS server, reqinfo.Info.Peer) sees the real
 // client without further work.
 func (r *Resolver) Listener(ln net.Listener) net.Listener {
-	return r.ListenerFollowing(ln, func() *Resolver { return r })
+	return ListenerFollowing(ln, func() *Resolver { return r })
 }
 
 // ListenerFollowing is Listener for a server whose config is reloaded:
-// whether the PROXY protocol is spoken is r's, fixed for the listener's
-// life, but the trusted peers are those of current() at each accept, so a
-// proxy removed from trusted_proxies by a reload can no longer name
-// clients from the next connection on.
-func (r *Resolver) ListenerFollowing(ln net.Listener, current func() *Resolver) net.Listener {
-	if r.mode != modeProxy {
+// whether the PROXY protocol is spoken is current()'s when the listener is
+// made, fixed for its life, but the trusted peers are those of current()
+// at each accept, so a proxy removed from trusted_proxies by a reload can
+// no longer name clients from the next connection on.
+func ListenerFollowing(ln net.Listener, current func() *Resolver) net.Listener {
+	if current().mode != modeProxy {
 		return ln
 	}
 	l := &proxyListener{

@@ -245,7 +245,7 @@ func TestProxyListenerFollowsTheTrustedProxiesInEffect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := current.Load().ListenerFollowing(ln, current.Load)
+	pl := ListenerFollowing(ln, current.Load)
 	t.Cleanup(func() { _ = pl.Close() })
 	got := make(chan string, 4)
 	go func() {

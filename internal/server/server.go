@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg *config.Config) (*Server, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-		guarded := s.conns.Listener(resolver().ListenerFollowing(ln, resolver))
+		guarded := s.conns.Listener(clientip.ListenerFollowing(ln, resolver))
 		s.listeners = append(s.listeners, protoguard.NewListener(guarded, lim, s.tlsConf.Load, gate))
 	}
 	s.http = &http.Server{
