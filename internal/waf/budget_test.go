@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 )
 
 func withBudget(t *testing.T, n int64) {
@@ -25,7 +27,7 @@ func jsonBody(n int) string {
 func TestBufferBudget_BodyOverTheBudgetIs503(t *testing.T) {
 	withBudget(t, 100)
 	w := mustWAF(t, Config{})
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	up := &upstream{}
 	r := newRequest("POST", "/api/notes", "application/json", strings.NewReader(jsonBody(200)))
 	rec := serve(w.Handler(up), r)
@@ -52,7 +54,7 @@ func TestBufferBudget_BodyOverTheBudgetIs503(t *testing.T) {
 func TestBufferBudget_IsSharedByConcurrentBodies(t *testing.T) {
 	withBudget(t, 100)
 	w := mustWAF(t, Config{})
-	captureSecurity(t)
+	observetest.Security(t)
 	up := &upstream{}
 	pr, pw := io.Pipe()
 	first := newRequest("POST", "/api/notes", "application/json", pr)
@@ -96,7 +98,7 @@ func TestBufferBudget_ResponseBodies(t *testing.T) {
 	small := respondWith(http.StatusOK, "text/html", "<p>short</p>", nil)
 
 	w := mustWAF(t, Config{ResponseInspection: boolPtr(true)})
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	rec := serve(w.Handler(upstream), newRequest("GET", "/desktop/page", "", nil))
 	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "ordinary page") {
 		t.Fatalf("block mode: status %d, body %.60q; want 503 without the upstream's bytes", rec.Code, rec.Body.String())
@@ -112,7 +114,7 @@ func TestBufferBudget_ResponseBodies(t *testing.T) {
 	}
 
 	d := mustWAF(t, Config{Mode: ModeDetect, ResponseInspection: boolPtr(true)})
-	log = captureSecurity(t)
+	log = observetest.Security(t)
 	detected := counterValue(t, countDetect)
 	rec = serve(d.Handler(upstream), newRequest("GET", "/desktop/page", "", nil))
 	if got := counterValue(t, countDetect) - detected; got != 1 {
@@ -134,7 +136,7 @@ func TestBufferBudget_ResponseBodies(t *testing.T) {
 // leaves nothing counted.
 func TestBufferBudget_ResponseClaimReleasedOnPanic(t *testing.T) {
 	w := mustWAF(t, Config{ResponseInspection: boolPtr(true)})
-	captureSecurity(t)
+	observetest.Security(t)
 	before := bufferUsed.Load()
 	h := w.Handler(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "text/html")

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 )
 
@@ -82,9 +81,6 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	h.ServeHTTP(rec, r)
 	return rec
 }
-
-// captureSecurity sends the security log to a buffer for the test.
-func captureSecurity(t *testing.T) *observetest.Buffer { return observetest.Security(t) }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()

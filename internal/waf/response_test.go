@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 )
 
 const sqlErrorPage = `<html><body>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '1'' at line 1</body></html>`
@@ -28,7 +30,7 @@ func respondWith(status int, ctype, body string, extra map[string]string) http.H
 
 func TestWAF_ResponseInspectionBlocksDataLeak(t *testing.T) {
 	w := mustWAF(t, Config{ResponseInspection: boolPtr(true)})
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	r := newRequest("GET", "/cuic/rest/reports?id=5", "", nil)
 	rec := serve(w.Handler(respondWith(500, "text/html", sqlErrorPage, map[string]string{"X-Upstream-Secret": "s"})), r)
 	if rec.Code != http.StatusForbidden {
@@ -78,7 +80,7 @@ func TestWAF_ResponseInspectionPassesCleanResponses(t *testing.T) {
 
 func TestWAF_ResponseInspectionDetectMode(t *testing.T) {
 	w := mustWAF(t, Config{Mode: ModeDetect, ResponseInspection: boolPtr(true)})
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	rec := serve(w.Handler(respondWith(200, "text/html", sqlErrorPage, nil)), newRequest("GET", "/cuic/rest/reports", "", nil))
 	if rec.Code != 200 || rec.Body.String() != sqlErrorPage {
 		t.Errorf("detect mode must forward the response: %d", rec.Code)

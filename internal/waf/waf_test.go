@@ -14,6 +14,7 @@ import (
 
 	"github.com/corazawaf/coraza/v3/types"
 
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 	"github.com/rampart-proxy/rampart/internal/reqinfo"
 )
 
@@ -111,7 +112,7 @@ func TestWAF_BlocksClassicAttacksAtPL1(t *testing.T) {
 	w := mustWAF(t, Config{})
 	for _, a := range classicAttacks(t) {
 		t.Run(a.name, func(t *testing.T) {
-			log := captureSecurity(t)
+			log := observetest.Security(t)
 			up := &upstream{}
 			r := a.request()
 			rec := serve(w.Handler(up), r)
@@ -265,7 +266,7 @@ func normalTraffic(t testing.TB) []normalRequest {
 
 func TestWAF_NormalTrafficPassesAtPL1(t *testing.T) {
 	w := mustWAF(t, Config{})
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	for _, n := range normalTraffic(t) {
 		t.Run(n.name, func(t *testing.T) {
 			up := &upstream{}
@@ -312,7 +313,7 @@ func TestWAF_DetectModeForwardsAndLogs(t *testing.T) {
 	before := counterValue(t, countDetect)
 	for _, a := range classicAttacks(t) {
 		t.Run(a.name, func(t *testing.T) {
-			log := captureSecurity(t)
+			log := observetest.Security(t)
 			up := &upstream{}
 			rec := serve(w.Handler(up), a.request())
 			if rec.Code != http.StatusOK || up.count.Load() != 1 {
@@ -334,7 +335,7 @@ func TestWAF_DetectModeForwardsAndLogs(t *testing.T) {
 		t.Errorf("detect counter grew by %v, want %d", after-before, len(classicAttacks(t)))
 	}
 	// Clean traffic in detect mode logs nothing.
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	up := &upstream{}
 	serve(w.Handler(up), newRequest("GET", "/finesse/api/User/1001", "", nil))
 	if log.String() != "" {
@@ -508,7 +509,7 @@ func TestWAF_MasksSecretsInSecurityEvents(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			log := captureSecurity(t)
+			log := observetest.Security(t)
 			up := &upstream{}
 			r := c.r()
 			assertRefused(t, serve(w.Handler(up), r), r, up, http.StatusForbidden)
@@ -525,7 +526,7 @@ func TestWAF_MasksSecretsInSecurityEvents(t *testing.T) {
 
 func TestWAF_MatchedDataTruncated(t *testing.T) {
 	w := mustWAF(t, Config{})
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	up := &upstream{}
 	long := "1' OR '1'='1 " + strings.Repeat("z", 500)
 	r := newRequest("POST", "/x", "application/x-www-form-urlencoded", strings.NewReader("q="+url.QueryEscape(long)))
@@ -542,7 +543,7 @@ func TestWAF_RulesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := NewSet()
-	log := captureSecurity(t)
+	log := observetest.Security(t)
 	w, err := set.Get(Config{RulesFile: "extra.conf"}, dir)
 	if err != nil {
 		t.Fatal(err)

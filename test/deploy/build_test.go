@@ -12,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/config"
+	"github.com/rampart-proxy/rampart/internal/observe/observetest"
 	"github.com/rampart-proxy/rampart/internal/sandbox"
 	"github.com/rampart-proxy/rampart/internal/selfsigned"
 )
@@ -158,7 +158,7 @@ func TestContainerLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr observetest.Buffer // safe to read while the process writes
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -225,24 +225,6 @@ func TestContainerLayout_RefusesWorldReadableKey(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "world-readable") {
 		t.Fatalf("check accepted a world-readable key: %v\n%s", err, out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) string {
