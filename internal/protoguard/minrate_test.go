@@ -2,6 +2,7 @@ package protoguard_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/observe/observetest"
+	"github.com/rampart-proxy/rampart/internal/protoguard"
 )
 
 // drip writes the body n bytes at a time every interval until the
@@ -73,19 +75,7 @@ func TestConn_BodyAboveMinRateIsServed(t *testing.T) {
 	lim := defaultLimits()
 	lim.BodyReadTimeout = 300 * time.Millisecond
 	lim.BodyMinRate = 200
-	g := startGuarded(t, lim)
-	c := g.dial(t)
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	if _, err := io.WriteString(c, "POST /steady HTTP/1.1\r\nHost: a.example\r\nContent-Length: 400\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	if sent := drip(c, strings.Repeat("y", 400), 40, 100*time.Millisecond); sent != 400 {
-		t.Fatalf("sent %d of 400 bytes", sent)
-	}
-	if got := readAnswer(t, br); got.status != 200 || got.body != "POST /steady 400" {
-		t.Errorf("answer = %+v, want 200 POST /steady 400", got)
-	}
+	dripPOST(t, lim, "/steady", 400, 40)
 }
 
 // Only time spent waiting for the client counts: a handler that takes the
@@ -117,18 +107,27 @@ func TestConn_SlowReaderDoesNotMakeTheClientSlow(t *testing.T) {
 func TestConn_NoMinRateBoundsOnlyThePause(t *testing.T) {
 	lim := defaultLimits()
 	lim.BodyReadTimeout = 300 * time.Millisecond
+	dripPOST(t, lim, "/drip", 180, 20)
+}
+
+// dripPOST sends a POST of size bytes to path on a guarded server with
+// lim, chunk bytes every 100 ms, and fails unless all of it is sent and
+// answered with 200 "POST path size".
+func dripPOST(t *testing.T, lim protoguard.Limits, path string, size, chunk int) {
+	t.Helper()
 	g := startGuarded(t, lim)
 	c := g.dial(t)
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
-	if _, err := io.WriteString(c, "POST /drip HTTP/1.1\r\nHost: a.example\r\nContent-Length: 180\r\n\r\n"); err != nil {
+	if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a.example\r\nContent-Length: %d\r\n\r\n", path, size); err != nil {
 		t.Fatal(err)
 	}
-	if sent := drip(c, strings.Repeat("x", 180), 20, 100*time.Millisecond); sent != 180 {
-		t.Fatalf("sent %d of 180 bytes", sent)
+	if sent := drip(c, strings.Repeat("x", size), chunk, 100*time.Millisecond); sent != size {
+		t.Fatalf("sent %d of %d bytes", sent, size)
 	}
-	if got := readAnswer(t, br); got.status != 200 || got.body != "POST /drip 180" {
-		t.Errorf("answer = %+v, want 200 POST /drip 180", got)
+	want := fmt.Sprintf("POST %s %d", path, size)
+	if got := readAnswer(t, br); got.status != 200 || got.body != want {
+		t.Errorf("answer = %+v, want 200 %s", got, want)
 	}
 }
 
